@@ -1,0 +1,312 @@
+"""Files, fine-tuning jobs, events and checkpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+from typing import Any
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict
+
+from engine.basemodels import base_model_names
+from engine.data import DataError, read_rows
+from engine.errors import APIError, not_found
+from engine.settings import EngineSettings
+from engine.store import TERMINAL, Store, new_id, now
+
+FILE_PURPOSES = {"fine-tune", "assistants", "batch", "vision", "user_data", "evals"}
+SUFFIX_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def cursor_page(items: list[dict[str, Any]], after: str | None, limit: int) -> dict[str, Any]:
+    start = 0
+    if after:
+        ids = [item["id"] for item in items]
+        start = ids.index(after) + 1 if after in ids else len(items)
+    chunk = items[start : start + limit]
+    page: dict[str, Any] = {"object": "list", "data": chunk, "has_more": start + limit < len(items)}
+    if chunk:
+        page.update(first_id=chunk[0]["id"], last_id=chunk[-1]["id"])
+    return page
+
+
+class JobCreate(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    training_file: str
+    validation_file: str | None = None
+    suffix: str | None = None
+    seed: int | None = None
+    hyperparameters: dict[str, Any] | None = None
+    method: dict[str, Any] | None = None
+    metadata: dict[str, str] | None = None
+    integrations: list[dict[str, Any]] | None = None
+
+
+def _check_hyper(name: str, value: Any, kind: type, low: float, high: float) -> Any:
+    if value is None or value == "auto":
+        return "auto"
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or isinstance(value, bool) or not (low <= number <= high):
+        raise APIError(
+            400,
+            f"{name} must be 'auto' or a number between {low} and {high}",
+            param=f"hyperparameters.{name}",
+            code="invalid_hyperparameter",
+        )
+    return number
+
+
+def resolve_hyperparameters(body: JobCreate) -> dict[str, Any]:
+    method = body.method or {}
+    kind = method.get("type", "supervised")
+    if kind != "supervised":
+        raise APIError(
+            400,
+            f"method type {kind!r} is not supported by the local engine; use 'supervised'",
+            param="method.type",
+            code="unsupported_method",
+        )
+    given = dict(body.hyperparameters or {})
+    given.update((method.get("supervised") or {}).get("hyperparameters") or {})
+    return {
+        "n_epochs": _check_hyper("n_epochs", given.get("n_epochs"), int, 1, 50),
+        "batch_size": _check_hyper("batch_size", given.get("batch_size"), int, 1, 256),
+        "learning_rate_multiplier": _check_hyper(
+            "learning_rate_multiplier", given.get("learning_rate_multiplier"), float, 1e-4, 20
+        ),
+    }
+
+
+def build_router(settings: EngineSettings, store: Store) -> APIRouter:
+    router = APIRouter()
+
+    def file_or_404(file_id: str, param: str | None = None) -> tuple[dict[str, Any], Any]:
+        found = store.get_file(file_id)
+        if not found:
+            raise not_found("file", file_id, param)
+        return found
+
+    def job_or_404(job_id: str) -> dict[str, Any]:
+        job = store.get_job(job_id)
+        if not job:
+            raise not_found("fine_tuning_job", job_id)
+        return job
+
+    @router.post("/files")
+    async def create_file(file: UploadFile = File(...), purpose: str = Form(...)) -> dict:
+        if purpose not in FILE_PURPOSES:
+            raise APIError(
+                400, f"Invalid purpose {purpose!r}", param="purpose", code="invalid_purpose"
+            )
+        file_id = new_id("file")
+        path = settings.data_dir / "files" / file_id
+        size = 0
+        with open(path, "wb") as out:
+            while chunk := await file.read(1 << 20):
+                size += len(chunk)
+                if size > settings.max_upload_bytes:
+                    out.close()
+                    path.unlink(missing_ok=True)
+                    raise APIError(
+                        413,
+                        f"File is larger than the {settings.max_upload_bytes // 2**20} MB limit",
+                        param="file",
+                        code="file_too_large",
+                    )
+                out.write(chunk)
+        obj = {
+            "id": file_id,
+            "object": "file",
+            "bytes": size,
+            "created_at": now(),
+            "filename": file.filename or "upload.jsonl",
+            "purpose": purpose,
+            "status": "processed",
+        }
+        store.add_file(obj, path)
+        return obj
+
+    @router.get("/files")
+    async def list_files(
+        purpose: str | None = None,
+        limit: int = Query(10000, ge=1, le=10000),
+        after: str | None = None,
+    ) -> dict:
+        return cursor_page(store.list_files(purpose), after, limit)
+
+    @router.get("/files/{file_id}")
+    async def retrieve_file(file_id: str) -> dict:
+        return file_or_404(file_id)[0]
+
+    @router.get("/files/{file_id}/content")
+    async def file_content(file_id: str) -> Response:
+        obj, path = file_or_404(file_id)
+        media = "text/csv" if obj["filename"].endswith(".csv") else "application/octet-stream"
+        return Response(path.read_bytes(), media_type=media)
+
+    @router.delete("/files/{file_id}")
+    async def delete_file(file_id: str) -> dict:
+        _, path = file_or_404(file_id)
+        store.delete_file(file_id)
+        path.unlink(missing_ok=True)
+        return {"id": file_id, "object": "file", "deleted": True}
+
+    async def validate_files(job: dict[str, Any]) -> None:
+        store.add_event(job["id"], f"Validating training file: {job['training_file']}")
+        try:
+            for param in ("training_file", "validation_file"):
+                if job.get(param):
+                    found = store.get_file(job[param])
+                    if not found:
+                        raise DataError(f"file {job[param]} was deleted", None, param)
+                    await asyncio.to_thread(read_rows, found[1], param)
+        except DataError as exc:
+            error = {"code": "invalid_file", "message": str(exc), "param": exc.param}
+            if store.update_job(
+                job["id"],
+                {"status": "failed", "error": error, "finished_at": now()},
+                only_if=("validating_files",),
+            ):
+                store.add_event(job["id"], f"Job failed: {exc}", level="error")
+            return
+        if store.update_job(job["id"], {"status": "queued"}, only_if=("validating_files",)):
+            store.add_event(job["id"], "Files validated, moving job to queued state")
+
+    @router.post("/fine_tuning/jobs")
+    async def create_job(body: JobCreate, request: Request) -> dict:
+        hyper = resolve_hyperparameters(body)
+        init_adapter = None
+        if body.model in base_model_names(settings):
+            base = body.model
+        elif found := store.get_model(body.model):
+            base, init_adapter = found[1], str(found[2])
+        else:
+            raise APIError(
+                400,
+                f"Model {body.model!r} is not available for fine-tuning on this engine. "
+                f"Available: {', '.join(base_model_names(settings))} or one of its fine-tuned models.",
+                param="model",
+                code="model_not_available",
+            )
+        for param in ("training_file", "validation_file"):
+            file_id = getattr(body, param)
+            if file_id:
+                obj, _ = file_or_404(file_id, param)
+                if obj["purpose"] != "fine-tune":
+                    raise APIError(
+                        400,
+                        f"File {file_id} was not uploaded with purpose 'fine-tune'",
+                        param=param,
+                    )
+        if body.suffix is not None and not SUFFIX_RE.match(body.suffix):
+            raise APIError(
+                400,
+                "suffix must be 1-64 letters, digits, '-' or '_'",
+                param="suffix",
+                code="invalid_suffix",
+            )
+        if body.metadata and len(body.metadata) > 16:
+            raise APIError(400, "metadata takes at most 16 pairs", param="metadata")
+        job_id = new_id("ftjob")
+        model_name = f"ft:{base}:local:{body.suffix or ''}:{job_id[-8:]}"
+        seed = body.seed if body.seed is not None else random.randint(0, 2**31 - 1)
+        job = {
+            "id": job_id,
+            "object": "fine_tuning.job",
+            "created_at": now(),
+            "model": body.model,
+            "organization_id": "org-local",
+            "result_files": [],
+            "seed": seed,
+            "status": "validating_files",
+            "training_file": body.training_file,
+            "validation_file": body.validation_file,
+            "hyperparameters": hyper,
+            "method": {"type": "supervised", "supervised": {"hyperparameters": hyper}},
+            "error": None,
+            "fine_tuned_model": None,
+            "finished_at": None,
+            "trained_tokens": None,
+            "estimated_finish": None,
+            "integrations": body.integrations,
+            "metadata": body.metadata,
+            "user_provided_suffix": body.suffix,
+        }
+        internal = {
+            "base_model": base,
+            "init_adapter": init_adapter,
+            "model_name": model_name,
+            "hyperparameters": hyper,
+        }
+        store.add_job(job, internal)
+        store.add_event(job_id, f"Created fine-tuning job: {job_id}")
+        task = asyncio.create_task(validate_files(job))
+        request.app.state.tasks.add(task)
+        task.add_done_callback(request.app.state.tasks.discard)
+        return job
+
+    @router.get("/fine_tuning/jobs")
+    async def list_jobs(
+        request: Request, after: str | None = None, limit: int = Query(20, ge=1, le=100)
+    ) -> dict:
+        jobs = store.list_jobs()
+        wanted = {
+            key[len("metadata[") : -1]: value
+            for key, value in request.query_params.items()
+            if key.startswith("metadata[") and key.endswith("]")
+        }
+        if wanted:
+            jobs = [
+                j
+                for j in jobs
+                if all((j.get("metadata") or {}).get(k) == v for k, v in wanted.items())
+            ]
+        return cursor_page(jobs, after, limit)
+
+    @router.get("/fine_tuning/jobs/{job_id}")
+    async def retrieve_job(job_id: str) -> dict:
+        return job_or_404(job_id)
+
+    @router.post("/fine_tuning/jobs/{job_id}/cancel")
+    async def cancel_job(job_id: str) -> dict:
+        job = job_or_404(job_id)
+        if job["status"] in TERMINAL:
+            raise APIError(
+                400,
+                f"Job {job_id} has already {job['status']}; it cannot be cancelled",
+                code="job_finished",
+            )
+        done = store.update_job(
+            job_id,
+            {"status": "cancelled", "finished_at": now(), "estimated_finish": None},
+            only_if=("validating_files", "queued", "running"),
+        )
+        if done is None:
+            return job_or_404(job_id)
+        store.add_event(job_id, "Fine-tuning job cancelled")
+        return done
+
+    @router.get("/fine_tuning/jobs/{job_id}/events")
+    async def list_events(
+        job_id: str, after: str | None = None, limit: int = Query(20, ge=1, le=1000)
+    ) -> dict:
+        job_or_404(job_id)
+        return cursor_page(store.list_events(job_id), after, limit)
+
+    @router.get("/fine_tuning/jobs/{job_id}/checkpoints")
+    async def list_checkpoints(
+        job_id: str, after: str | None = None, limit: int = Query(10, ge=1, le=100)
+    ) -> dict:
+        job_or_404(job_id)
+        items = [obj for obj, _ in store.list_checkpoints(job_id)]
+        return cursor_page(items, after, limit)
+
+    return router

@@ -1,0 +1,201 @@
+"""Training files: parse JSONL with line numbers, then tokenize with loss masks.
+
+Chat rows train only on assistant turns (honouring weight 0/1) using the model's chat
+template; legacy prompt/completion rows train only on the completion.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+IGNORE = -100
+CHAT_ROLES = {"system", "user", "assistant", "tool", "function", "developer"}
+
+
+class DataError(ValueError):
+    """A training-file problem, reported on the job as error.code/message/param."""
+
+    def __init__(self, message: str, line: int | None = None, param: str = "training_file"):
+        self.line = line
+        self.param = param
+        super().__init__(f"Line {line}: {message}" if line else message)
+
+
+@dataclass
+class Row:
+    line: int
+    kind: str  # "chat" | "completion"
+    data: dict[str, Any]
+
+
+@dataclass
+class Example:
+    input_ids: list[int]
+    labels: list[int]
+    line: int
+
+    @property
+    def n_trained(self) -> int:
+        return sum(1 for t in self.labels if t != IGNORE)
+
+
+def _row_kind(obj: Any, line: int) -> str:
+    if not isinstance(obj, dict):
+        raise DataError(f"expected a JSON object, got {type(obj).__name__}", line)
+    if "preferred_output" in obj or "non_preferred_output" in obj:
+        raise DataError(
+            "this is a preference (DPO) example; the local engine trains supervised data only "
+            "(chat `messages` or `prompt`/`completion`)",
+            line,
+        )
+    if "messages" in obj:
+        _check_messages(obj["messages"], line)
+        return "chat"
+    if "prompt" in obj and "completion" in obj:
+        if not isinstance(obj["prompt"], str) or not isinstance(obj["completion"], str):
+            raise DataError("`prompt` and `completion` must be strings", line)
+        if not obj["completion"]:
+            raise DataError("`completion` is empty", line)
+        return "completion"
+    raise DataError("no `messages` list and no `prompt`/`completion` pair", line)
+
+
+def _check_messages(messages: Any, line: int) -> None:
+    if not isinstance(messages, list) or not messages:
+        raise DataError("`messages` must be a non-empty list", line)
+    has_assistant = False
+    for i, msg in enumerate(messages):
+        where = f"message {i + 1}"
+        if not isinstance(msg, dict):
+            raise DataError(f"{where} is not an object", line)
+        role = msg.get("role")
+        if role not in CHAT_ROLES:
+            raise DataError(f"{where} has unrecognized role {role!r}", line)
+        content = msg.get("content")
+        if role == "assistant":
+            has_assistant = True
+            if content is None and not (msg.get("tool_calls") or msg.get("function_call")):
+                raise DataError(f"{where} (assistant) has no content and no tool_calls", line)
+            if "weight" in msg and msg["weight"] not in (0, 1):
+                raise DataError(f"{where} has weight {msg['weight']!r}; use 0 or 1", line)
+        elif content is None:
+            raise DataError(f"{where} ({role}) has no content", line)
+        if content is not None and not isinstance(content, str | list):
+            raise DataError(f"{where} content must be a string", line)
+    if not has_assistant:
+        raise DataError("example has no assistant message to learn from", line)
+
+
+def read_rows(path: Path, param: str = "training_file") -> list[Row]:
+    """Parse a JSONL training file; raise DataError naming the first bad line."""
+    rows: list[Row] = []
+    kinds: set[str] = set()
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
+            except UnicodeDecodeError:
+                raise DataError("is not valid UTF-8", number, param) from None
+            except json.JSONDecodeError as exc:
+                raise DataError(f"is not valid JSON ({exc.msg})", number, param) from None
+            try:
+                kind = _row_kind(obj, number)
+            except DataError as exc:
+                exc.param = param
+                raise
+            kinds.add(kind)
+            if len(kinds) > 1:
+                raise DataError("mixes chat and prompt/completion examples", number, param)
+            rows.append(Row(number, kind, obj))
+    if not rows:
+        raise DataError("the file has no examples", None, param)
+    return rows
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return "" if content is None else str(content)
+
+
+def normalize_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+    out = []
+    for msg in messages:
+        content = _text(msg.get("content"))
+        if msg.get("role") == "assistant" and not content:
+            calls = msg.get("tool_calls") or msg.get("function_call")
+            content = json.dumps(calls, ensure_ascii=False)
+        out.append({"role": msg["role"], "content": content})
+    return out
+
+
+def _render(tokenizer: Any, messages: list[dict[str, str]], gen_prompt: bool) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen_prompt)
+
+
+def tokenize_chat(tokenizer: Any, messages: list[dict[str, Any]], max_len: int) -> Example:
+    norm = normalize_messages(messages)
+    full = _render(tokenizer, norm, False)
+    spans: list[tuple[int, int]] = []
+    for j, msg in enumerate(messages):
+        if msg.get("role") != "assistant" or msg.get("weight", 1) == 0:
+            continue
+        start = len(_render(tokenizer, norm[:j], True)) if j else 0
+        end = len(_render(tokenizer, norm[: j + 1], False))
+        spans.append((start, end))
+    enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
+    ids = enc["input_ids"][:max_len]
+    labels = [IGNORE] * len(ids)
+    for k, (s, e) in enumerate(enc["offset_mapping"][: len(ids)]):
+        if any(s >= a and e <= b for a, b in spans):
+            labels[k] = ids[k]
+    return Example(ids, labels, 0)
+
+
+def tokenize_completion(tokenizer: Any, prompt: str, completion: str, max_len: int) -> Example:
+    p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    c = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    ids = (p + c)[:max_len]
+    labels = ([IGNORE] * len(p) + c)[:max_len]
+    return Example(ids, labels, 0)
+
+
+def tokenize_rows(tokenizer: Any, rows: list[Row], max_len: int) -> list[Example]:
+    examples = []
+    for row in rows:
+        if row.kind == "chat":
+            ex = tokenize_chat(tokenizer, row.data["messages"], max_len)
+        else:
+            ex = tokenize_completion(tokenizer, row.data["prompt"], row.data["completion"], max_len)
+        ex.line = row.line
+        if ex.n_trained == 0:
+            raise DataError(
+                f"nothing left to train on after truncating to {max_len} tokens "
+                "(or every assistant message has weight 0)",
+                row.line,
+            )
+        examples.append(ex)
+    return examples
+
+
+def row_prompt_and_label(row: Row) -> tuple[Any, str]:
+    """The input and expected answer of a row, for classification metrics."""
+    if row.kind == "completion":
+        return row.data["prompt"], row.data["completion"]
+    messages = normalize_messages(row.data["messages"])
+    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    return messages[:last], messages[last]["content"]
+
+
+def looks_like_classification(labels: list[str]) -> bool:
+    """Few distinct short answers, as in the legacy prepare_data task-type rule."""
+    if len(labels) < 4:
+        return False
+    distinct = {label.strip() for label in labels}
+    short = all(len(label.split()) <= 3 and len(label) <= 40 for label in labels)
+    return short and 1 < len(distinct) <= max(2, len(labels) // 3)

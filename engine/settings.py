@@ -1,0 +1,53 @@
+"""Engine configuration, read from TUNEUP_ENGINE_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_BASE_MODEL = "smollm2-135m-instruct"
+
+
+def _default_data_dir() -> Path:
+    root = os.environ.get("TUNEUP_DATA_DIR")
+    base = Path(root) if root else Path.home() / ".local" / "share" / "tuneup"
+    return base / "engine"
+
+
+class EngineSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TUNEUP_ENGINE_", env_file=".env", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8700
+    api_key: SecretStr | None = None
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    # Where dequantized base models are cached; shared between data dirs when set.
+    model_cache_dir: Path | None = None
+    # Extra base models: {"name": "/path/to/a/local/hf/model/dir"}.
+    base_models: dict[str, str] = Field(default_factory=dict)
+    default_base_model: str = DEFAULT_BASE_MODEL
+    max_loaded_models: int = 2
+    max_seq_len: int = 1024
+    max_upload_bytes: int = 512 * 1024 * 1024
+    base_learning_rate: float = 5e-4
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    keep_checkpoints: int = 3
+    device: str = "auto"
+    torch_threads: int = 0
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "engine.sqlite3"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.model_cache_dir or (self.data_dir / "base-models")
+
+    def ensure_dirs(self) -> None:
+        for sub in ("files", "models", "checkpoints", "tmp"):
+            (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)

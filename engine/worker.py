@@ -1,0 +1,404 @@
+"""The trainer process: takes queued jobs one at a time (FIFO) and trains them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from engine.data import (
+    DataError,
+    Example,
+    looks_like_classification,
+    read_rows,
+    row_prompt_and_label,
+)
+from engine.settings import EngineSettings
+from engine.store import Store, new_id, now
+
+log = logging.getLogger("tuneup.engine.worker")
+METRIC_EVENTS = 200  # at most this many metrics events per job
+
+
+def safe_dirname(model_id: str) -> str:
+    return model_id.replace(":", "__").replace("/", "_")
+
+
+class JobRun:
+    """Everything that happens to one job inside the trainer process."""
+
+    def __init__(self, store: Store, settings: EngineSettings, job: dict[str, Any]):
+        self.store = store
+        self.settings = settings
+        self.job = job
+        self.job_id = job["id"]
+        self.internal = store.get_internal(self.job_id)
+        self.model_name: str = self.internal["model_name"]
+        self.history: list[dict[str, Any]] = []
+        self.started = time.monotonic()
+        self.trained_tokens = 0
+
+    # helpers
+    def event(self, message: str, **kw: Any) -> None:
+        self.store.add_event(self.job_id, message, **kw)
+
+    def cancelled(self) -> bool:
+        return self.store.status_of(self.job_id) != "running"
+
+    def fail(self, code: str, message: str, param: str | None = None) -> None:
+        error = {"code": code, "message": message, "param": param}
+        done = self.store.update_job(
+            self.job_id,
+            {"status": "failed", "error": error, "finished_at": now(), "estimated_finish": None},
+            only_if=("running", "queued", "validating_files"),
+        )
+        if done:
+            self.event(f"Job failed: {message}", level="error")
+
+    def _file_path(self, file_id: str) -> Path:
+        found = self.store.get_file(file_id)
+        if not found:
+            raise DataError(f"file {file_id} no longer exists")
+        return found[1]
+
+    # the job
+    def run(self) -> None:
+        try:
+            self._run()
+        except DataError as exc:
+            self.fail("invalid_file", str(exc), exc.param)
+        except Exception as exc:
+            log.exception("job %s crashed", self.job_id)
+            self.fail("internal_error", f"training stopped unexpectedly: {exc}")
+        finally:
+            shutil.rmtree(self.settings.data_dir / "tmp" / self.job_id, ignore_errors=True)
+
+    def _run(self) -> None:
+        from engine import trainer
+        from engine.basemodels import load_base, pick_device
+        from engine.data import tokenize_rows
+
+        train_rows = read_rows(self._file_path(self.job["training_file"]))
+        valid_rows = []
+        if self.job.get("validation_file"):
+            valid_rows = read_rows(self._file_path(self.job["validation_file"]), "validation_file")
+        if self.cancelled():
+            return
+        base = self.internal["base_model"]
+        model, tokenizer = load_base(self.settings, base)
+        device, _ = pick_device(self.settings)
+        max_len = self.settings.max_seq_len
+        train = tokenize_rows(tokenizer, train_rows, max_len)
+        valid = tokenize_rows(tokenizer, valid_rows, max_len) if valid_rows else []
+
+        hp = self.internal["hyperparameters"]
+        epochs = (
+            trainer.auto_epochs(len(train)) if hp["n_epochs"] == "auto" else int(hp["n_epochs"])
+        )
+        batch = (
+            trainer.auto_batch_size(len(train))
+            if hp["batch_size"] == "auto"
+            else int(hp["batch_size"])
+        )
+        batch = max(1, min(batch, len(train)))
+        mult = (
+            1.0
+            if hp["learning_rate_multiplier"] == "auto"
+            else float(hp["learning_rate_multiplier"])
+        )
+        resolved = {"n_epochs": epochs, "batch_size": batch, "learning_rate_multiplier": mult}
+        method = {"type": "supervised", "supervised": {"hyperparameters": resolved}}
+        self.store.update_job(
+            self.job_id, {"hyperparameters": resolved, "method": method}, only_if=("running",)
+        )
+
+        resume = self.internal.get("resume")
+        adapter = resume["path"] if resume else self.internal.get("init_adapter")
+        model = trainer.add_lora(model, self.settings.lora_rank, self.settings.lora_alpha, adapter)
+        per_epoch = trainer.steps_per_epoch(len(train), batch)
+        total = per_epoch * epochs
+        start_epoch = resume["epoch"] if resume else 0
+        if resume:
+            self.history = resume.get("history", [])
+            self.event(f"Resuming from checkpoint at step {resume['step']} after an engine restart")
+        else:
+            self.event(
+                f"Fine-tuning job started: {len(train)} examples, {epochs} epochs, {total} steps"
+            )
+        config = trainer.TrainConfig(
+            n_epochs=epochs,
+            batch_size=batch,
+            learning_rate=self.settings.base_learning_rate * mult,
+            seed=int(self.job.get("seed") or 0),
+            start_epoch=start_epoch,
+            eval_every=max(1, total // 10),
+        )
+        every = max(1, total // METRIC_EVENTS)
+        self.started = time.monotonic()
+        first_step = start_epoch * per_epoch
+
+        def on_step(s: trainer.StepStats) -> None:
+            self.trained_tokens += s.tokens
+            row = {
+                "step": s.step,
+                "train_loss": round(s.train_loss, 5),
+                "train_accuracy": round(s.train_accuracy, 5),
+                "valid_loss": None if s.valid_loss is None else round(s.valid_loss, 5),
+                "valid_mean_token_accuracy": None
+                if s.valid_accuracy is None
+                else round(s.valid_accuracy, 5),
+            }
+            self.history.append(row)
+            if s.step % every and s.step != s.total_steps and s.valid_loss is None:
+                return
+            elapsed = time.monotonic() - self.started
+            remaining = elapsed / max(1, s.step - first_step) * (s.total_steps - s.step)
+            self.store.update_job(
+                self.job_id, {"estimated_finish": now() + int(remaining)}, only_if=("running",)
+            )
+            message = f"Step {s.step}/{s.total_steps}: training loss={s.train_loss:.4f}"
+            if s.valid_loss is not None:
+                message += f", validation loss={s.valid_loss:.4f}"
+            data = {
+                "step": s.step,
+                "total_steps": s.total_steps,
+                "train_loss": row["train_loss"],
+                "train_mean_token_accuracy": row["train_accuracy"],
+                "valid_loss": row["valid_loss"],
+                "valid_mean_token_accuracy": row["valid_mean_token_accuracy"],
+            }
+            self.event(message, data=data, type_="metrics")
+
+        def on_epoch_end(epoch: int, step: int) -> None:
+            if epoch < epochs:
+                self._checkpoint(model, epoch, step)
+
+        try:
+            trainer.train(
+                model,
+                train,
+                config,
+                pad_id=tokenizer.pad_token_id,
+                device=device,
+                valid=valid,
+                on_step=on_step,
+                on_epoch_end=on_epoch_end,
+                should_stop=self.cancelled,
+            )
+        except trainer.Cancelled:
+            self._discard_outputs()
+            return
+        final = self._final_metrics(model, tokenizer, train, valid, device, valid_rows)
+        self._finish(model, tokenizer, final, total)
+
+    def _final_metrics(
+        self,
+        model: Any,
+        tokenizer: Any,
+        train: list[Example],
+        valid: list[Example],
+        device: str,
+        valid_rows: list,
+    ) -> dict[str, Any]:
+        from engine.generation import encode_prompt, greedy_batch
+        from engine.metrics import classification_metrics
+        from engine.trainer import evaluate
+
+        last = self.history[-1] if self.history else {}
+        metrics: dict[str, Any] = {
+            "step": last.get("step"),
+            "train_loss": last.get("train_loss"),
+            "train_mean_token_accuracy": last.get("train_accuracy"),
+        }
+        if valid:
+            loss, acc = evaluate(model, valid[:500], tokenizer.pad_token_id, device)
+            metrics.update(
+                valid_loss=round(loss, 5),
+                valid_mean_token_accuracy=round(acc, 5),
+                full_valid_loss=round(loss, 5),
+                full_valid_mean_token_accuracy=round(acc, 5),
+            )
+            pairs = [row_prompt_and_label(r) for r in valid_rows[:300]]
+            labels = [label for _, label in pairs]
+            if looks_like_classification(labels):
+                model.eval()
+                model.config.use_cache = True
+                prompts = [encode_prompt(tokenizer, p) for p, _ in pairs]
+                longest = max(len(tokenizer(label)["input_ids"]) for label in labels)
+                predicted = greedy_batch(model, tokenizer, prompts, longest + 1)
+                metrics["classification"] = classification_metrics(labels, predicted)
+                acc_c = metrics["classification"]["accuracy"]
+                self.event(
+                    f"Classification on the validation set: accuracy={acc_c:.3f}, "
+                    f"macro F1={metrics['classification']['macro_f1']:.3f}",
+                    data=metrics["classification"],
+                    type_="metrics",
+                )
+        return metrics
+
+    def _checkpoint(self, model: Any, epoch: int, step: int) -> None:
+        ckpt_root = self.settings.data_dir / "checkpoints" / self.job_id
+        tmp = self.settings.data_dir / "tmp" / self.job_id / f"step-{step}"
+        model.save_pretrained(tmp)
+        final = ckpt_root / f"step-{step}"
+        final.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        last = self.history[-1] if self.history else {}
+        obj = {
+            "id": new_id("ftckpt"),
+            "object": "fine_tuning.job.checkpoint",
+            "created_at": now(),
+            "fine_tuned_model_checkpoint": f"{self.model_name}:ckpt-step-{step}",
+            "fine_tuning_job_id": self.job_id,
+            "step_number": step,
+            "metrics": {
+                "step": step,
+                "train_loss": last.get("train_loss"),
+                "train_mean_token_accuracy": last.get("train_accuracy"),
+                "valid_loss": last.get("valid_loss"),
+                "valid_mean_token_accuracy": last.get("valid_mean_token_accuracy"),
+            },
+        }
+        self.store.add_checkpoint(obj, final)
+        self.internal["last_checkpoint"] = {
+            "path": str(final),
+            "epoch": epoch,
+            "step": step,
+            "history": self.history,
+        }
+        self.store.set_internal(self.job_id, self.internal)
+        for old, path in self.store.list_checkpoints(self.job_id)[self.settings.keep_checkpoints :]:
+            self.store.delete_checkpoint(old["id"])
+            shutil.rmtree(path, ignore_errors=True)
+        self.event(f"Checkpoint created at step {step}")
+
+    def _discard_outputs(self) -> None:
+        for ckpt, path in self.store.list_checkpoints(self.job_id):
+            self.store.delete_checkpoint(ckpt["id"])
+            shutil.rmtree(path, ignore_errors=True)
+        shutil.rmtree(self.settings.data_dir / "checkpoints" / self.job_id, ignore_errors=True)
+
+    def _finish(self, model: Any, tokenizer: Any, metrics: dict[str, Any], total: int) -> None:
+        from engine.metrics import result_csv
+
+        if self.cancelled():
+            self._discard_outputs()
+            return
+        tmp = self.settings.data_dir / "tmp" / self.job_id / "final"
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        target = self.settings.data_dir / "models" / safe_dirname(self.model_name)
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+        # The final checkpoint is the model itself, queryable under both names.
+        self.store.add_checkpoint(
+            {
+                "id": new_id("ftckpt"),
+                "object": "fine_tuning.job.checkpoint",
+                "created_at": now(),
+                "fine_tuned_model_checkpoint": f"{self.model_name}:ckpt-step-{total}",
+                "fine_tuning_job_id": self.job_id,
+                "step_number": total,
+                "metrics": {k: v for k, v in metrics.items() if k != "classification"},
+            },
+            target,
+        )
+        for old, path in self.store.list_checkpoints(self.job_id)[self.settings.keep_checkpoints :]:
+            self.store.delete_checkpoint(old["id"])
+            if path != target:
+                shutil.rmtree(path, ignore_errors=True)
+        result_id = new_id("file")
+        result_path = self.settings.data_dir / "files" / result_id
+        result_path.write_bytes(result_csv(self.history))
+        self.store.add_file(
+            {
+                "id": result_id,
+                "object": "file",
+                "bytes": result_path.stat().st_size,
+                "created_at": now(),
+                "filename": "step_metrics.csv",
+                "purpose": "fine-tune-results",
+                "status": "processed",
+            },
+            result_path,
+        )
+        model_obj = {
+            "id": self.model_name,
+            "object": "model",
+            "created": now(),
+            "owned_by": "local",
+        }
+        self.store.add_model(model_obj, self.internal["base_model"], target, self.job_id)
+        self.internal["metrics"] = metrics
+        self.store.set_internal(self.job_id, self.internal)
+        done = self.store.update_job(
+            self.job_id,
+            {
+                "status": "succeeded",
+                "fine_tuned_model": self.model_name,
+                "finished_at": now(),
+                "estimated_finish": None,
+                "trained_tokens": self.trained_tokens,
+                "result_files": [result_id],
+            },
+            only_if=("running",),
+        )
+        if not done:  # cancelled at the last moment: leave nothing behind
+            self.store.delete_model(self.model_name)
+            shutil.rmtree(target, ignore_errors=True)
+            self._discard_outputs()
+            return
+        self.event(
+            f"New fine-tuned model created: {self.model_name}", data=metrics, type_="metrics"
+        )
+        self.event("The job has successfully completed")
+
+
+def recover_interrupted(store: Store) -> None:
+    """Jobs left 'running' by a dead engine resume from their last checkpoint or fail clearly."""
+    for job in store.jobs_with_status("running"):
+        internal = store.get_internal(job["id"])
+        ckpt = internal.get("last_checkpoint")
+        if ckpt and Path(ckpt["path"]).exists():
+            internal["resume"] = ckpt
+            store.set_internal(job["id"], internal)
+            store.update_job(job["id"], {"status": "queued"}, only_if=("running",))
+            store.add_event(job["id"], f"Engine restarted; job re-queued from step {ckpt['step']}")
+        else:
+            error = {
+                "code": "engine_restarted",
+                "message": "the engine stopped while this job was training, before its first "
+                "checkpoint; start the job again",
+                "param": None,
+            }
+            store.update_job(
+                job["id"],
+                {
+                    "status": "failed",
+                    "error": error,
+                    "finished_at": now(),
+                    "estimated_finish": None,
+                },
+                only_if=("running",),
+            )
+            store.add_event(job["id"], f"Job failed: {error['message']}", level="error")
+
+
+def worker_main(settings: EngineSettings) -> None:
+    """Entry point of the trainer process; exits when its parent goes away."""
+    import torch
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
+    torch.set_num_threads(settings.torch_threads or os.cpu_count() or 1)
+    store = Store(settings.db_path)
+    parent = os.getppid()
+    while os.getppid() == parent:
+        job = store.claim_next_queued()
+        if job is None:
+            time.sleep(0.25)
+            continue
+        JobRun(store, settings, job).run()
