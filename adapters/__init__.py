@@ -1,0 +1,1 @@
+"""Thin platform adapters: translate native payloads to Commands and Replies back."""

@@ -1,0 +1,118 @@
+"""The `tuneup` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+import typer
+
+from bot.settings import Settings
+
+app = typer.Typer(
+    help="tuneup: fine-tune language models from chat.", no_args_is_help=True, add_completion=False
+)
+
+
+@app.command()
+def console() -> None:
+    """Chat with tuneup in the terminal (local engine and SQLite by default)."""
+    from adapters.console_adapter import ConsoleAdapter, run_console
+    from bot.core import BotCore
+
+    async def main() -> None:
+        settings = Settings()
+        core = BotCore(settings)
+        adapter = ConsoleAdapter(settings.data_dir / "out")
+        core.register(adapter)
+        try:
+            await core.start()
+            await run_console(core.handle, adapter)
+        finally:
+            await core.stop()
+
+    asyncio.run(main())
+
+
+@app.command()
+def demo() -> None:
+    """Run the whole story non-interactively: validate, fine-tune, progress, summary, ask."""
+    from bot.demo import run_demo
+
+    logging.basicConfig(level=logging.WARNING)
+    raise typer.Exit(asyncio.run(run_demo(Settings())))
+
+
+@app.command()
+def engine(
+    host: str = typer.Option(None, help="bind address (default 127.0.0.1)"),
+    port: int = typer.Option(None, help="port (default 8700)"),
+) -> None:
+    """Serve the local OpenAI-compatible fine-tuning engine."""
+    from engine.server import main as engine_main
+
+    args = (["--host", host] if host else []) + (["--port", str(port)] if port else [])
+    engine_main(args)
+
+
+@app.command()
+def validate(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="training file"),
+    model: str = typer.Option(
+        "smollm2-135m-instruct", help="target model (sets tokenizer, limits and price)"
+    ),
+    fix: bool = typer.Option(
+        False, "--fix", help="write the fixed JSONL (and train/valid split) next to the file"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print the full report as JSON"),
+    validation: Path = typer.Option(None, help="validation file, checked for overlap"),
+) -> None:
+    """Check a training file offline. Exits non-zero when it has errors."""
+    from bot.validation import validate_file
+
+    settings = Settings()
+    report = validate_file(
+        file,
+        model=model,
+        max_bytes=settings.max_upload_bytes,
+        prices=settings.prices,
+        validation_path=validation,
+    )
+    typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.summary_text())
+    if fix and report.fixed is not None:
+        out = file.with_name(file.stem + ".fixed.jsonl")
+        out.write_bytes(report.fixed)
+        typer.echo(f"wrote {out}")
+        if report.fixed_train and report.fixed_valid:
+            for name, data in (
+                ("_prepared_train", report.fixed_train),
+                ("_prepared_valid", report.fixed_valid),
+            ):
+                path = file.with_name(file.stem + name + ".jsonl")
+                path.write_bytes(data)
+                typer.echo(f"wrote {path}")
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def slack() -> None:
+    """Run the Slack bot (Socket Mode or HTTP)."""
+    typer.echo(
+        "The Slack adapter is not available in this version yet; use `tuneup console`.", err=True
+    )
+    raise typer.Exit(2)
+
+
+@app.command()
+def discord() -> None:
+    """Run the Discord bot."""
+    typer.echo(
+        "The Discord adapter is not available in this version yet; use `tuneup console`.", err=True
+    )
+    raise typer.Exit(2)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,183 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import openai
+
+from bot.context import Context, UserError
+from bot.datasets import ingest
+from bot.providers import Provider
+from bot.render import job_label
+from bot.router import command
+from bot.types import Button, Command, Reply, Section
+from storage import repo
+from storage.models import Dataset, Job
+
+NUMERIC = {
+    "epochs": ("n_epochs", int),
+    "batch": ("batch_size", int),
+    "lr": ("learning_rate_multiplier", float),
+}
+
+
+def _hyperparameters(options: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for option, (name, kind) in NUMERIC.items():
+        if option in options:
+            value = options[option]
+            try:
+                number = kind(value)
+            except ValueError:
+                raise UserError(f"usage: {option} must be a number (got `{value}`)") from None
+            if number <= 0:
+                raise UserError(f"usage: {option} must be greater than 0")
+            out[name] = number
+    return out
+
+
+def _find_dataset(ctx: Context, cmd: Command, ref: str | None) -> Dataset:
+    with ctx.session() as session:
+        if ref:
+            dataset = repo.find_dataset(session, cmd.platform, cmd.workspace, ref)
+            if dataset is None:
+                raise UserError(f"No dataset `{ref}` here. Upload one with `/validate`.")
+            return dataset
+        dataset = repo.latest_dataset(session, cmd.platform, cmd.workspace, cmd.channel)
+    if dataset is None:
+        raise UserError("No file to train on yet. Upload a training file with `/validate` first.")
+    return dataset
+
+
+async def _provider_file(ctx: Context, provider: Provider, dataset: Dataset) -> str:
+    """Upload the (fixed) file once per provider; an identical re-upload reuses the file id."""
+    known = (dataset.provider_files or {}).get(provider.name)
+    if known:
+        try:
+            await provider.client.files.retrieve(known)
+            return known
+        except openai.NotFoundError:
+            pass
+    path = Path(dataset.fixed_path or dataset.path)
+    name = Path(dataset.filename).stem + ".jsonl"
+    uploaded = await provider.client.files.create(
+        file=(name, path.read_bytes()), purpose="fine-tune"
+    )
+    with ctx.session() as session:
+        row = session.get(Dataset, dataset.id)
+        if row is not None:
+            row.provider_files = {**(row.provider_files or {}), provider.name: uploaded.id}
+            session.add(row)
+            session.commit()
+    return uploaded.id
+
+
+@command(
+    "finetune",
+    "/finetune [file] [dataset=ID] [model=NAME] [epochs=N] [batch=N] [lr=X] [suffix=NAME] [validation=ID]",
+    "Start a fine-tune on the last validated file in this channel (or the one you attach).",
+    "Shows the estimated trained tokens and cost first, and asks before anything that costs money. "
+    "Progress and the result summary are posted here.",
+)
+async def finetune_command(ctx: Context, cmd: Command) -> Reply:
+    opts = cmd.options
+    model = opts.get("model", ctx.settings.default_model)
+    provider, remote_model = ctx.providers.for_model(model)
+    hyper = _hyperparameters(opts)
+    if cmd.attachments:
+        dataset, _ = await ingest(ctx, cmd, cmd.attachments[0], remote_model)
+    else:
+        dataset = _find_dataset(
+            ctx, cmd, opts.get("dataset") or (cmd.args[0] if cmd.args else None)
+        )
+    if not dataset.ok:
+        problems = [
+            f"• {i['message']}"
+            for i in dataset.report.get("issues", [])
+            if i["severity"] == "error"
+        ]
+        raise UserError(
+            f"`{dataset.filename}` has problems that block training:\n"
+            + "\n".join(problems[:5])
+            + "\nFix them and `/validate` again."
+        )
+    validation = _find_dataset(ctx, cmd, opts["validation"]) if "validation" in opts else None
+    estimate = dataset.report.get("estimate", {})
+    epochs = hyper.get("n_epochs") or estimate.get("n_epochs") or 3
+    tokens = int(estimate.get("dataset_tokens", 0)) * int(epochs)
+    price = (
+        0.0
+        if provider.is_local
+        else ctx.settings.prices.get(remote_model.removeprefix("ft:").split(":")[0], 0.0)
+    )
+    cost = tokens * price / 1e6
+    cost_text = (
+        "free (local engine)" if provider.is_local else f"~${cost:.2f} at ${price}/1M tokens"
+    )
+    if cost > 0 and opts.get("confirm", "").lower() not in ("yes", "y", "true"):
+        again = f"/finetune dataset={dataset.id} " + " ".join(
+            f"{k}={v}" for k, v in opts.items() if k != "dataset"
+        )
+        return Reply(
+            text=f"This fine-tune costs money: ~{tokens:,} trained tokens on `{model}`, {cost_text}. Start it?",
+            buttons=[
+                Button(
+                    label="Start fine-tune", command=again.strip() + " confirm=yes", style="primary"
+                ),
+            ],
+            ephemeral=True,
+        )
+    training_file = await _provider_file(ctx, provider, dataset)
+    validation_file = await _provider_file(ctx, provider, validation) if validation else None
+    kwargs: dict[str, Any] = {
+        "model": remote_model,
+        "training_file": training_file,
+        "metadata": {
+            "platform": cmd.platform,
+            "workspace": cmd.workspace,
+            "channel": cmd.channel,
+            "user": cmd.user,
+        },
+    }
+    if hyper:
+        kwargs["method"] = {"type": "supervised", "supervised": {"hyperparameters": hyper}}
+    if validation_file:
+        kwargs["validation_file"] = validation_file
+    if opts.get("suffix"):
+        kwargs["suffix"] = opts["suffix"]
+    remote = await provider.client.fine_tuning.jobs.create(**kwargs)
+    with ctx.session() as session:
+        job = Job(
+            provider=provider.name,
+            provider_job_id=remote.id,
+            platform=cmd.platform,
+            workspace=cmd.workspace,
+            channel=cmd.channel,
+            thread=cmd.thread,
+            owner=cmd.user,
+            base_model=model,
+            suffix=opts.get("suffix"),
+            training_file_id=training_file,
+            validation_file_id=validation_file,
+            dataset_id=dataset.id,
+            status=remote.status,
+        )
+        repo.add(session, job)
+        session.commit()
+    return Reply(
+        text=f"🚀 Started {job_label(job)} on `{model}` with `{dataset.filename}`.",
+        sections=[
+            Section(
+                fields=[
+                    ("Examples", str(dataset.n_examples)),
+                    ("Estimated trained tokens", f"~{tokens:,}"),
+                    ("Cost", cost_text),
+                ]
+            ),
+            Section(
+                text=f"Progress will appear here. `/status {job.id}` any time, `/cancel {job.id}` to stop."
+            ),
+        ],
+        buttons=[Button(label="Cancel", command=f"/cancel {job.id}", style="danger")],
+        thread=cmd.thread,
+    )

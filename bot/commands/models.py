@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from bot.context import Context
+from bot.providers import explain_error
+from bot.router import command
+from bot.types import Command, Reply, Section
+from storage import repo
+
+
+@command(
+    "models",
+    "/models",
+    "List base models you can fine-tune and the models tuned in this workspace.",
+)
+async def models_command(ctx: Context, cmd: Command) -> Reply:
+    sections = []
+    for name in ctx.providers.names():
+        provider = ctx.providers.get(name)
+        try:
+            page = await provider.client.models.list()
+            ids = [m.id for m in page.data if not m.id.startswith("ft:")][:15]
+            sections.append(
+                Section(
+                    title=f"{name} base models", text=", ".join(f"`{i}`" for i in ids) or "none"
+                )
+            )
+        except Exception as exc:
+            sections.append(Section(title=name, text=explain_error(exc, name)))
+    with ctx.session() as session:
+        done = repo.jobs_for(session, cmd.platform, cmd.workspace, active_only=False, limit=50)
+    tuned = [j for j in done if j.fine_tuned_model]
+    text = "\n".join(f"`{j.fine_tuned_model}` (job {j.id}, by {j.owner})" for j in tuned[:15])
+    sections.append(Section(title="Fine-tuned here", text=text or "none yet"))
+    return Reply(text="Models", sections=sections, ephemeral=True)

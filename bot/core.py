@@ -1,0 +1,78 @@
+"""BotCore wires settings, storage, providers, the router, the poller and the notifier."""
+
+from __future__ import annotations
+
+import logging
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.context import Context
+from bot.engine_launcher import EngineProcess
+from bot.notifier import Notifier
+from bot.poller import Poller
+from bot.providers import Providers
+from bot.router import dispatch
+from bot.settings import Settings
+from bot.types import ChatAdapter, Command, Reply
+from bot.validation.tokens import prime_offline_cache
+from storage.db import open_database
+
+log = logging.getLogger("tuneup")
+
+
+class BotCore:
+    def __init__(self, settings: Settings) -> None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        prime_offline_cache()
+        self.settings = settings
+        self.db = open_database(settings.db_url)
+        self.providers = Providers(settings)
+        self.ctx = Context(settings, self.db, self.providers)
+        self.notifier = Notifier(self.db)
+        self.poller = Poller(
+            self.db,
+            self.providers,
+            self.notifier,
+            progress_interval=settings.progress_min_interval_seconds,
+        )
+        self.engine = EngineProcess(settings)
+        self.scheduler: AsyncIOScheduler | None = None
+
+    def register(self, adapter: ChatAdapter) -> None:
+        self.notifier.register(adapter)
+
+    async def handle(self, cmd: Command) -> Reply:
+        return await dispatch(self.ctx, cmd)
+
+    async def start(self, *, start_engine: bool = True, schedule: bool = True) -> None:
+        """Start the local engine when needed, then the poll and delivery schedule."""
+        if start_engine:
+            await self.engine.ensure_running()
+        if schedule:
+            self.scheduler = AsyncIOScheduler(
+                job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
+                timezone="UTC",
+            )
+            self.scheduler.add_job(
+                self.poller.cycle,
+                "interval",
+                seconds=self.settings.poll_interval_seconds,
+                id="poll",
+                replace_existing=True,
+            )
+            self.scheduler.add_job(
+                self.notifier.deliver_pending,
+                "interval",
+                seconds=2,
+                id="deliver",
+                replace_existing=True,
+            )
+            self.scheduler.start()
+
+    async def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+        await self.providers.close()
+        self.engine.stop()
+        self.db.dispose()

@@ -1,0 +1,215 @@
+"""Polls providers for job progress and turns changes into outbox notifications.
+
+One cycle: per active job one `retrieve` plus one `list_events` (more pages only when many
+events arrived). State changes and their notifications commit in one transaction, so a crash
+between polling and posting neither loses nor repeats a notification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from bot.charts import loss_chart
+from bot.notifier import Notifier
+from bot.providers import Providers
+from bot.render import job_label, progress_reply, summary_reply
+from bot.types import Reply
+from storage import repo
+from storage.models import Job, Outbox, utcnow
+
+log = logging.getLogger("tuneup.poller")
+TERMINAL = ("succeeded", "failed", "cancelled")
+MAX_EVENT_PAGES = 20
+MAX_POINTS = 2000
+
+
+@dataclass
+class Fetched:
+    job_id: int
+    remote: Any | None = None
+    events: list[Any] | None = None  # newest first, only those not seen before
+    error: str | None = None
+    requests: int = 0
+
+
+@dataclass
+class CycleStats:
+    jobs: int = 0
+    requests: int = 0
+    changed: int = 0
+    errors: int = 0
+
+
+class Poller:
+    def __init__(
+        self,
+        db: Engine,
+        providers: Providers,
+        notifier: Notifier,
+        *,
+        progress_interval: float = 5.0,
+        concurrency: int = 64,
+    ) -> None:
+        self.db = db
+        self.providers = providers
+        self.notifier = notifier
+        self.progress_interval = progress_interval
+        self.concurrency = concurrency
+        self._lock = asyncio.Lock()
+
+    async def cycle(self, deliver: bool = True) -> CycleStats:
+        async with self._lock:
+            stats = await self._poll()
+        if deliver:
+            await self.notifier.deliver_pending()
+        return stats
+
+    async def _poll(self) -> CycleStats:
+        with Session(self.db, expire_on_commit=False) as session:
+            jobs = [
+                (j.id, j.provider, j.provider_job_id, j.last_event_id)
+                for j in repo.active_jobs(session)
+            ]
+        stats = CycleStats(jobs=len(jobs))
+        if not jobs:
+            return stats
+        sem = asyncio.Semaphore(self.concurrency)
+
+        async def guarded(job: tuple) -> Fetched:
+            async with sem:
+                return await self._fetch(*job)
+
+        results = await asyncio.gather(*(guarded(j) for j in jobs))
+        with Session(self.db, expire_on_commit=False) as session:
+            for fetched in results:
+                stats.requests += fetched.requests
+                if fetched.error:
+                    stats.errors += 1
+                    continue
+                job = session.get(Job, fetched.job_id)
+                if job is not None and self._apply(session, job, fetched):
+                    stats.changed += 1
+            session.commit()
+        return stats
+
+    async def _fetch(
+        self, job_id: int, provider: str, remote_id: str, last_seen: str | None
+    ) -> Fetched:
+        out = Fetched(job_id)
+        try:
+            client = self.providers.get(provider).client
+            out.remote = await client.fine_tuning.jobs.retrieve(remote_id)
+            out.requests += 1
+            fresh: list[Any] = []
+            after = None
+            for _ in range(MAX_EVENT_PAGES):
+                kwargs = {"limit": 100} | ({"after": after} if after else {})
+                page = await client.fine_tuning.jobs.list_events(remote_id, **kwargs)
+                out.requests += 1
+                found = False
+                for event in page.data:
+                    if event.id == last_seen:
+                        found = True
+                        break
+                    fresh.append(event)
+                if found or not page.data or not page.has_more:
+                    break
+                after = page.data[-1].id
+            out.events = fresh
+        except Exception as exc:
+            log.warning("polling job %s failed: %s", job_id, type(exc).__name__)
+            out.error = str(exc)
+        return out
+
+    def _apply(self, session: Session, job: Job, fetched: Fetched) -> bool:
+        remote, events = fetched.remote, fetched.events or []
+        metrics = dict(job.metrics or {})
+        points = list(metrics.get("points", []))
+        final = dict(metrics.get("final", {}))
+        for event in reversed(events):
+            data = event.data if isinstance(getattr(event, "data", None), dict) else None
+            if not data:
+                continue
+            if "per_class" in data:
+                final["classification"] = data
+            elif event.message.startswith("New fine-tuned model created"):
+                final.update(data)
+            elif data.get("step") is not None:
+                job.step = int(data["step"])
+                job.total_steps = data.get("total_steps") or job.total_steps
+                if data.get("train_loss") is not None:
+                    job.train_loss = float(data["train_loss"])
+                if data.get("valid_loss") is not None:
+                    job.valid_loss = float(data["valid_loss"])
+                points.append([job.step, data.get("train_loss"), data.get("valid_loss")])
+        if events:
+            job.last_event_id = events[0].id
+        metrics["points"] = points[-MAX_POINTS:]
+        metrics["final"] = final
+        old_status = job.status
+        job.status = remote.status
+        job.estimated_finish = getattr(remote, "estimated_finish", None)
+        changed = bool(events) or old_status != job.status
+        if not changed:
+            return False
+        if job.status == "running" and job.started_at is None:
+            job.started_at = utcnow()
+        if job.status in TERMINAL:
+            job.finished_at = utcnow()
+            job.fine_tuned_model = remote.fine_tuned_model
+            job.trained_tokens = remote.trained_tokens
+            if remote.error and (remote.error.message or remote.error.code):
+                job.error = (
+                    f"{remote.error.message} ({remote.error.code})"
+                    if remote.error.code
+                    else remote.error.message
+                )
+        job.metrics = metrics
+        job.updated_at = utcnow()
+        session.add(job)
+        now = time.time()
+        throttled = now - float(metrics.get("progress_at", 0)) < self.progress_interval
+        if old_status != job.status or job.status in TERMINAL or not throttled:
+            self._enqueue_progress(session, job)
+            job.metrics = {**metrics, "progress_at": now}
+        if job.status in TERMINAL:
+            self._enqueue_summary(session, job)
+        return True
+
+    def _row(
+        self, job: Job, key: str, reply: Reply, kind: str = "post", thread: str | None = "job"
+    ) -> Outbox:
+        return Outbox(
+            key=key,
+            job_id=job.id,
+            platform=job.platform,
+            workspace=job.workspace,
+            channel=job.channel,
+            thread=job.thread if thread == "job" else thread,
+            kind=kind,
+            payload=reply.model_dump_json().encode(),
+        )
+
+    def _enqueue_progress(self, session: Session, job: Job) -> None:
+        assert job.id is not None
+        repo.supersede_progress(session, job.id)
+        key = f"job:{job.id}:progress:{job.status}:{job.last_event_id or '-'}"
+        repo.enqueue(session, self._row(job, key, progress_reply(job), kind="progress"))
+
+    def _enqueue_summary(self, session: Session, job: Job) -> None:
+        points = [p for p in job.metrics.get("points", []) if p[1] is not None]
+        chart = loss_chart(points, f"{job_label(job)} · {job.base_model}") if points else None
+        repo.enqueue(session, self._row(job, f"job:{job.id}:summary", summary_reply(job, chart)))
+        if job.thread:
+            line = Reply(
+                text=f"{'✅' if job.status == 'succeeded' else '•'} {job_label(job)} {job.status}",
+                mention=job.owner,
+            )
+            repo.enqueue(session, self._row(job, f"job:{job.id}:channel-line", line, thread=None))

@@ -1,0 +1,116 @@
+"""The contracts between adapters and the core: Command in, Reply out."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+
+@dataclass
+class Attachment:
+    name: str
+    size: int
+    fetch: Callable[[], Awaitable[bytes]]
+    url: str | None = None
+
+
+@dataclass
+class Command:
+    platform: str
+    workspace: str
+    channel: str
+    user: str
+    name: str
+    text: str = ""
+    thread: str | None = None
+    is_admin: bool = False
+    attachments: list[Attachment] = field(default_factory=list)
+    user_name: str | None = None
+    # Set by the router after parsing `text`.
+    args: list[str] = field(default_factory=list)
+    options: dict[str, str] = field(default_factory=dict)
+
+
+class Target(BaseModel):
+    platform: str
+    workspace: str
+    channel: str
+    thread: str | None = None
+
+
+class MessageRef(BaseModel):
+    """Where a posted message lives, so it can be edited later (stored on the job)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    channel: str
+    id: str
+    thread: str | None = None
+
+
+class FileOut(BaseModel):
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    name: str
+    data: bytes
+    mime: str = "application/octet-stream"
+
+
+class Button(BaseModel):
+    label: str
+    # The command line the click runs as the clicking user, e.g. "/cancel 3 confirm=yes".
+    command: str
+    style: Literal["primary", "danger", "default"] = "default"
+
+
+class Section(BaseModel):
+    title: str | None = None
+    text: str = ""
+    fields: list[tuple[str, str]] = []
+
+
+class Reply(BaseModel):
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    text: str
+    sections: list[Section] = []
+    files: list[FileOut] = []
+    buttons: list[Button] = []
+    ephemeral: bool = False
+    thread: str | None = None
+    # Who to mention (user ids); adapters render it natively.
+    mention: str | None = None
+
+    def plain(self) -> str:
+        """A plain-text rendering, for consoles and notification fallbacks."""
+        lines = [self.text]
+        for section in self.sections:
+            if section.title:
+                lines.append(f"\n{section.title}")
+            if section.text:
+                lines.append(section.text)
+            lines.extend(f"  {k}: {v}" for k, v in section.fields)
+        return "\n".join(lines)
+
+
+class ChatAdapter(Protocol):
+    platform: str
+
+    async def post(self, target: Target, reply: Reply) -> MessageRef: ...
+
+    async def edit(self, ref: MessageRef, reply: Reply) -> None: ...
+
+
+class PlatformError(Exception):
+    """A platform refused or failed a post; retry_after is set for rate limits."""
+
+    def __init__(self, message: str, retry_after: float | None = None, permanent: bool = False):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.permanent = permanent
+
+
+JsonDict = dict[str, Any]

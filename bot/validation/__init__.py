@@ -1,0 +1,331 @@
+"""Fine-tuning data validation: formats, checks with line numbers, tokens, cost and fixes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bot.validation import chat, legacy
+from bot.validation.readers import Unreadable, iter_rows
+from bot.validation.report import Report
+from bot.validation.tokens import encoding_for, token_limit
+
+MIN_EXAMPLES = 10
+RECOMMENDED_EXAMPLES = 100
+RECOMMENDED_PER_CLASS = 100
+MAX_VALID_EXAMPLES = 1000
+TOKEN_BATCH = 2048
+
+
+def default_epochs(n: int) -> int:
+    """The cookbook rule: 3 epochs, at least 100 and at most 25,000 example passes."""
+    if n <= 0:
+        return 0
+    if n * 3 < 100:
+        return min(25, 100 // n)
+    if n * 3 > 25000:
+        return max(1, 25000 // n)
+    return 3
+
+
+def _row_format(row: Any) -> str:
+    if not isinstance(row, dict):
+        return "invalid"
+    if "messages" in row:
+        return "chat"
+    if "preferred_output" in row or "non_preferred_output" in row:
+        return "preference"
+    if "prompt" in row or "completion" in row:
+        return "completion"
+    return "unknown"
+
+
+def _percentile(values: Any, q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return float(ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo))
+
+
+def _distribution(values: Any) -> dict[str, float]:
+    if not len(values):
+        return {}
+    ordered = sorted(values)
+    return {
+        "min": ordered[0],
+        "max": ordered[-1],
+        "mean": round(sum(ordered) / len(ordered), 2),
+        "median": _percentile(ordered, 0.5),
+        "p5": _percentile(ordered, 0.05),
+        "p95": _percentile(ordered, 0.95),
+    }
+
+
+def _check_preference(row: dict[str, Any], line: int, report: Report) -> bool:
+    inp = row.get("input")
+    if (
+        not isinstance(inp, dict)
+        or not isinstance(inp.get("messages"), list)
+        or not inp["messages"]
+    ):
+        report.add("preference_input", "error", "Preference example needs `input.messages`", line)
+        return False
+    for key in ("preferred_output", "non_preferred_output"):
+        out = row.get(key)
+        if not (
+            isinstance(out, list)
+            and len(out) == 1
+            and isinstance(out[0], dict)
+            and out[0].get("role") == "assistant"
+        ):
+            report.add(
+                "preference_output",
+                "error",
+                f"`{key}` must hold exactly one assistant message",
+                line,
+            )
+            return False
+    return True
+
+
+def validate_file(
+    path: Path,
+    filename: str | None = None,
+    *,
+    model: str = "smollm2-135m-instruct",
+    max_bytes: int | None = None,
+    prices: dict[str, float] | None = None,
+    validation_path: Path | None = None,
+) -> Report:
+    """Validate a training file. Never raises for bad data: problems end up in the report."""
+    filename = filename or path.name
+    report = Report(filename)
+    size = path.stat().st_size
+    report.stats["bytes"] = size
+    if max_bytes is not None and size > max_bytes:
+        report.add(
+            "too_large",
+            "error",
+            f"File is {size / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB",
+        )
+        return report
+    encoding = encoding_for(model)
+    limit = token_limit(model)
+    stats = chat.ChatStats()
+    pending: list[tuple[list[str], list[str], list[str]]] = []
+    kept_lines: list[int] = []
+    legacy_rows: list[tuple[int, dict[str, Any]]] = []
+    chat_keep: list[tuple[int, Any]] = []
+    seen: dict[bytes, int] = {}
+    labels: Counter[str] = Counter()
+    detected: str | None = None
+    keep_rows_for_fix = size <= 200 * 2**20
+    try:
+        for line, row in iter_rows(path, filename, report):
+            report.n_examples += 1
+            fmt = _row_format(row)
+            if fmt in ("invalid", "unknown"):
+                msg = (
+                    "Example is not a JSON object"
+                    if fmt == "invalid"
+                    else "Example has no `messages`, `prompt`/`completion` or preference keys"
+                )
+                report.add(
+                    "data_type" if fmt == "invalid" else "unknown_format", "error", msg, line
+                )
+                continue
+            if detected is None:
+                detected = fmt
+            elif fmt != detected:
+                report.add("mixed_formats", "error", f"Mixes {detected} and {fmt} examples", line)
+                continue
+            if fmt == "completion":
+                legacy_rows.append((line, row))
+                continue
+            if fmt == "preference":
+                if _check_preference(row, line, report):
+                    kept_lines.append(line)
+                    if keep_rows_for_fix:
+                        chat_keep.append((line, row))
+                continue
+            texts = chat.check_example(row, line, report, stats)
+            if texts is None:
+                continue
+            digest = hashlib.blake2b(
+                json.dumps(row["messages"], sort_keys=True).encode(), digest_size=8
+            ).digest()
+            if digest in seen:
+                report.add(
+                    "duplicates", "warning", "Duplicate examples (removed in the fixed file)", line
+                )
+                continue
+            seen[digest] = line
+            keys = [k for m in row["messages"] for k in m]
+            assistant = chat.assistant_texts(row)
+            if assistant and len(assistant[-1]) <= 40 and len(assistant[-1].split()) <= 3:
+                labels[assistant[-1].strip()] += 1
+            pending.append((texts, assistant, keys))
+            kept_lines.append(line)
+            if keep_rows_for_fix:
+                chat_keep.append((line, row))
+            if len(pending) >= TOKEN_BATCH:
+                chat.count_tokens(encoding, pending, stats)
+                pending = []
+    except Unreadable as exc:
+        report.add("unreadable", "error", f"Can't read `{filename}`: {exc}")
+        return report
+    if pending:
+        chat.count_tokens(encoding, pending, stats)
+    report.data_format = detected or "unknown"
+
+    fixed_rows: list[tuple[int, dict[str, Any]]] = []
+    if detected == "completion":
+        fixed_rows = legacy.check_rows(legacy_rows, report)
+        for _, r in fixed_rows:
+            stats.total_tokens.append(len(encoding.encode_ordinary(r["prompt"] + r["completion"])))
+            stats.assistant_tokens.append(len(encoding.encode_ordinary(r["completion"])))
+        labels = Counter(report.class_counts)
+    else:
+        fixed_rows = chat_keep
+        if (
+            detected == "chat"
+            and len(labels) > 1
+            and len(labels) <= max(2, len(kept_lines) // 3)
+            and sum(labels.values()) == len(kept_lines)
+        ):
+            report.task_type = "classification"
+            report.class_counts = dict(labels.most_common())
+    n_usable = len(fixed_rows) if detected == "completion" else len(kept_lines)
+    report.stats["usable_examples"] = n_usable
+
+    if report.n_examples == 0:
+        report.add("no_examples", "error", "The file has no examples")
+    elif n_usable < MIN_EXAMPLES:
+        report.add(
+            "too_few_examples",
+            "error",
+            f"Only {n_usable} usable examples; at least {MIN_EXAMPLES} are required",
+        )
+    elif n_usable < RECOMMENDED_EXAMPLES:
+        report.add(
+            "few_examples",
+            "info",
+            f"{n_usable} examples; {RECOMMENDED_EXAMPLES}+ usually train better (quality rises with each doubling)",
+        )
+    if report.class_counts and report.task_type == "classification":
+        smallest = min(report.class_counts.values())
+        largest = max(report.class_counts.values())
+        if smallest < RECOMMENDED_PER_CLASS:
+            report.add(
+                "small_classes",
+                "info",
+                f"Smallest class has {smallest} examples; aim for {RECOMMENDED_PER_CLASS}+ per class",
+            )
+        if largest >= 3 * max(1, smallest):
+            report.add(
+                "class_imbalance",
+                "warning",
+                f"Classes are imbalanced ({largest} vs {smallest} examples)",
+            )
+    if detected == "chat":
+        report.stats["missing_system"] = stats.missing_system
+        report.stats["missing_user"] = stats.missing_user
+        report.stats["messages_per_example"] = _distribution(stats.n_messages)
+        report.stats["assistant_tokens_per_example"] = _distribution(stats.assistant_tokens)
+        if stats.missing_user:
+            report.add(
+                "missing_user", "info", f"{stats.missing_user} example(s) have no user message"
+            )
+    report.stats["tokens_per_example"] = _distribution(stats.total_tokens)
+    too_long = [
+        kept_lines[i] for i, n in enumerate(stats.total_tokens) if n > limit and i < len(kept_lines)
+    ]
+    for line in too_long:
+        report.add(
+            "too_long",
+            "warning",
+            f"Example is over the {limit:,}-token limit of {model} and will be truncated",
+            line,
+        )
+
+    dataset_tokens = sum(min(limit, n) for n in stats.total_tokens)
+    epochs = default_epochs(n_usable)
+    price = (prices or {}).get(model.removeprefix("ft:").split(":")[0].split("/")[-1], 0.0)
+    report.estimate = {
+        "model": model,
+        "encoding": encoding.name,
+        "n_epochs": epochs,
+        "dataset_tokens": dataset_tokens,
+        "billed_tokens": dataset_tokens * epochs,
+        "price_per_million": price,
+        "cost_usd": round(dataset_tokens * epochs * price / 1e6, 4),
+    }
+    if validation_path is not None and detected in ("chat", "completion"):
+        _check_overlap(fixed_rows, validation_path, report)
+    _write_fixes(report, fixed_rows, detected)
+    return report
+
+
+def _key(row: dict[str, Any]) -> str:
+    return json.dumps(row.get("messages", row), sort_keys=True)
+
+
+def _check_overlap(
+    rows: list[tuple[int, dict[str, Any]]], validation_path: Path, report: Report
+) -> None:
+    train_keys = {_key(r) for _, r in rows}
+    vreport = Report(validation_path.name)
+    for line, row in iter_rows(validation_path, validation_path.name, vreport):
+        if isinstance(row, dict) and _key(row) in train_keys:
+            report.add(
+                "train_valid_overlap",
+                "warning",
+                "Validation example also appears in the training file",
+                line,
+            )
+
+
+def _dump(rows: list[dict[str, Any]]) -> bytes:
+    return b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in rows)
+
+
+def _write_fixes(
+    report: Report, rows: list[tuple[int, dict[str, Any]]], detected: str | None
+) -> None:
+    if not rows:
+        return
+    dropped = report.n_examples - len(rows)
+    if dropped and detected != "completion":
+        report.fixes.append(f"removed {dropped} unusable or duplicate example(s)")
+    if "bom" in report.issues and "removed byte-order mark" not in report.fixes:
+        report.fixes.append("removed byte-order mark")
+    if not report.fixes:
+        return
+    plain = [r for _, r in rows]
+    report.fixed = _dump(plain)
+    if report.task_type == "classification" and len(plain) >= 20:
+        train, valid = stratified_split(plain)
+        report.fixed_train, report.fixed_valid = _dump(train), _dump(valid)
+
+
+def stratified_split(rows: list[dict[str, Any]], seed: int = 42) -> tuple[list, list]:
+    """prepare_data's split size (n_train = max(n - 1000, 0.8 n)), stratified by class."""
+    n_train = max(len(rows) - MAX_VALID_EXAMPLES, int(len(rows) * 0.8))
+    by_class: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        label = row["completion"] if "completion" in row else row["messages"][-1].get("content", "")
+        by_class.setdefault(str(label).strip(), []).append(row)
+    rng = random.Random(seed)
+    valid: list[dict[str, Any]] = []
+    share = (len(rows) - n_train) / len(rows)
+    for items in by_class.values():
+        rng.shuffle(items)
+        valid.extend(items[: round(len(items) * share)])
+    valid_ids = {id(r) for r in valid}
+    return [r for r in rows if id(r) not in valid_ids], valid

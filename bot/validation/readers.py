@@ -1,0 +1,179 @@
+"""Turn any supported file into (line number, row) pairs. JSONL is streamed line by line."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bot.validation.report import Report
+
+EXTENSIONS = {".jsonl", ".json", ".csv", ".tsv", ".xlsx", ".txt"}
+ALIASES = {
+    "input": "prompt",
+    "question": "prompt",
+    "text": "prompt",
+    "instruction": "prompt",
+    "output": "completion",
+    "answer": "completion",
+    "label": "completion",
+    "response": "completion",
+}
+
+
+class Unreadable(Exception):
+    pass
+
+
+def sniff_binary(head: bytes, suffix: str) -> str | None:
+    if head.startswith(b"PK\x03\x04") and suffix != ".xlsx":
+        return "this is a ZIP archive (or an Office file) renamed; upload the JSONL inside it"
+    if b"\x00" in head[:8192] and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "this looks like a binary file, not text"
+    return None
+
+
+def _decode_line(raw: bytes, number: int, report: Report) -> str | None:
+    if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+        report.add(
+            "bom",
+            "warning",
+            "File starts with a UTF-8 byte-order mark (removed in the fixed file)",
+            1,
+        )
+        raw = raw[3:]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        report.add("invalid_utf8", "error", "Line is not valid UTF-8", number)
+        return None
+
+
+def iter_jsonl(path: Path, report: Report) -> Iterator[tuple[int, Any]]:
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            text = _decode_line(raw, number, report)
+            if text is None:
+                continue
+            try:
+                yield number, json.loads(text)
+            except RecursionError:
+                report.add("too_deep", "error", "JSON is nested too deeply", number)
+            except json.JSONDecodeError as exc:
+                report.add("invalid_json", "error", f"Line is not valid JSON ({exc.msg})", number)
+
+
+def _json_array(path: Path, report: Report) -> list[Any] | None:
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    if isinstance(data, list):
+        report.notes.append("The file is a JSON array; the fixed file converts it to JSONL.")
+        report.fixes.append("converted JSON to JSONL")
+        return data
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        return data["data"]
+    return [data]
+
+
+def _frame_rows(frame: pd.DataFrame, report: Report, first_line: int) -> Iterator[tuple[int, Any]]:
+    renamed: dict[str, str] = {}
+    for column in frame.columns:
+        name = str(column).strip()
+        lowered = name.lower()
+        target = ALIASES.get(lowered, lowered)
+        if target != name:
+            renamed[column] = target
+    if renamed:
+        mapped = [f"`{a}` → `{b}`" for a, b in renamed.items() if str(a).lower() != b]
+        if mapped:
+            report.notes.append("Mapped columns: " + ", ".join(mapped))
+        frame = frame.rename(columns=renamed)
+    if frame.columns.duplicated().any():
+        report.add("duplicate_columns", "error", "Two columns map to the same name")
+        return
+    for index, record in enumerate(frame.to_dict(orient="records")):
+        row = {k: ("" if pd.isna(v) else v) for k, v in record.items()}
+        if isinstance(row.get("messages"), str):
+            try:
+                row["messages"] = json.loads(row["messages"])
+            except json.JSONDecodeError:
+                pass
+        yield first_line + index, row
+
+
+def iter_rows(path: Path, filename: str, report: Report) -> Iterator[tuple[int, Any]]:
+    suffix = Path(filename).suffix.lower()
+    if suffix not in EXTENSIONS:
+        raise Unreadable(
+            f"`{suffix or 'no extension'}` is not a supported file type; use .jsonl, .json, .csv, .tsv, .xlsx or .txt"
+        )
+    with open(path, "rb") as fh:
+        head = fh.read(65536)
+    if not head.strip():
+        raise Unreadable("the file is empty")
+    problem = sniff_binary(head, suffix)
+    if problem:
+        raise Unreadable(problem)
+    report.file_format = suffix.lstrip(".")
+    if suffix == ".jsonl":
+        yield from iter_jsonl(path, report)
+    elif suffix == ".json":
+        stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+        array = _json_array(path, report) if stripped[:1] == b"[" else None
+        if array is not None:
+            yield from ((i + 1, row) for i, row in enumerate(array))
+        else:
+            report.notes.append("The .json file holds one object per line (JSONL).")
+            yield from iter_jsonl(path, report)
+    elif suffix in (".csv", ".tsv"):
+        bad: list[list[str]] = []
+        try:
+            frame = pd.read_csv(
+                path,
+                sep="\t" if suffix == ".tsv" else ",",
+                dtype=str,
+                keep_default_na=False,
+                engine="python",
+                on_bad_lines=lambda line: bad.append(line) and None,
+                encoding="utf-8-sig",
+            )
+        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+            raise Unreadable(
+                f"could not read it as {suffix.upper()[1:]}: {str(exc)[:120]}"
+            ) from None
+        if bad:
+            report.add(
+                "ragged_rows",
+                "error",
+                f"{len(bad)} row(s) have more fields than the header (dropped)",
+                n=len(bad),
+            )
+        report.fixes.append(f"converted {suffix.upper()[1:]} to JSONL")
+        yield from _frame_rows(frame, report, 2)
+    elif suffix == ".xlsx":
+        try:
+            sheets = pd.read_excel(io.BytesIO(path.read_bytes()), sheet_name=None, dtype=str)
+        except Exception as exc:  # openpyxl raises many types for broken files
+            raise Unreadable(f"could not read the spreadsheet: {str(exc)[:120]}") from None
+        if not sheets:
+            raise Unreadable("the spreadsheet has no sheets")
+        if len(sheets) > 1:
+            report.add("extra_sheets", "warning", f"Only the first of {len(sheets)} sheets is read")
+        frame = next(iter(sheets.values()))
+        report.fixes.append("converted XLSX to JSONL")
+        yield from _frame_rows(frame, report, 2)
+    else:  # .txt: each line is an open-ended completion, as the legacy tool did
+        report.fixes.append("converted TXT to JSONL (each line becomes a completion)")
+        with open(path, "rb") as fh:
+            for number, raw in enumerate(fh, start=1):
+                text = _decode_line(raw, number, report)
+                if text is not None and text.strip():
+                    yield number, {"prompt": "", "completion": text.rstrip("\r\n")}

@@ -1,0 +1,1 @@
+"""tuneup's own database: jobs, datasets and the notification outbox (SQLModel + Alembic)."""

@@ -1,0 +1,100 @@
+"""SQLModel tables. Ownership keys always carry platform + workspace: user ids are per workspace."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, LargeBinary, UniqueConstraint
+from sqlmodel import JSON, Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Job(SQLModel, table=True):
+    __tablename__ = "jobs"
+    __table_args__ = (UniqueConstraint("provider", "provider_job_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str
+    provider_job_id: str = Field(index=True)
+    platform: str
+    workspace: str
+    channel: str
+    thread: str | None = None
+    owner: str
+    base_model: str
+    suffix: str | None = None
+    training_file_id: str
+    validation_file_id: str | None = None
+    dataset_id: int | None = Field(default=None, foreign_key="datasets.id")
+    status: str = Field(default="validating_files", index=True)
+    fine_tuned_model: str | None = None
+    error: str | None = None
+    trained_tokens: int | None = None
+    step: int | None = None
+    total_steps: int | None = None
+    train_loss: float | None = None
+    valid_loss: float | None = None
+    estimated_finish: int | None = None
+    last_event_id: str | None = None
+    progress_ref: dict | None = Field(default=None, sa_column=Column(JSON))
+    # {"points": [[step, train_loss, valid_loss|None], ...], "final": {...}}
+    metrics: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class Dataset(SQLModel, table=True):
+    __tablename__ = "datasets"
+
+    id: int | None = Field(default=None, primary_key=True)
+    sha256: str = Field(index=True)
+    filename: str
+    size: int
+    platform: str
+    workspace: str
+    channel: str
+    uploaded_by: str
+    path: str
+    fixed_path: str | None = None
+    ok: bool = False
+    n_examples: int = 0
+    billed_tokens: int = 0
+    report: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    # {"<provider>": "<file id>"}, so an identical re-upload is reused
+    provider_files: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Outbox(SQLModel, table=True):
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True)
+    job_id: int | None = Field(default=None, foreign_key="jobs.id", index=True)
+    platform: str
+    workspace: str
+    channel: str
+    thread: str | None = None
+    # "post": a new message; "progress": the job's one progress message, posted then edited
+    kind: str = "post"
+    payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    attempts: int = 0
+    last_error: str | None = None
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    delivered_at: datetime | None = Field(default=None, index=True)
+    superseded: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class SeenEvent(SQLModel, table=True):
+    """Platform event ids already handled, so retried deliveries do nothing twice."""
+
+    __tablename__ = "seen_events"
+
+    key: str = Field(primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow)
