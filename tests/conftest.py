@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+ENGINE_KEY = "test-engine-key"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def model_cache() -> str:
+    return os.environ.get("TUNEUP_ENGINE_MODEL_CACHE_DIR", str(ROOT / ".cache" / "models"))
+
+
+def start_engine(data_dir: Path, port: int, api_key: str | None = ENGINE_KEY) -> subprocess.Popen:
+    env = dict(os.environ)
+    env.update(
+        TUNEUP_ENGINE_DATA_DIR=str(data_dir),
+        TUNEUP_ENGINE_PORT=str(port),
+        TUNEUP_ENGINE_MODEL_CACHE_DIR=model_cache(),
+    )
+    if api_key:
+        env["TUNEUP_ENGINE_API_KEY"] = api_key
+    log = open(data_dir.parent / f"engine-{port}.log", "ab")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "engine"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"engine exited with {proc.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("engine did not start")
+
+
+def stop_engine(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def engine_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    data = tmp_path_factory.mktemp("engine") / "data"
+    data.mkdir()
+    port = free_port()
+    proc = start_engine(data, port)
+    yield f"http://127.0.0.1:{port}/v1"
+    stop_engine(proc)
+
+
+@pytest.fixture(scope="session")
+def openai_client(engine_url: str):  # type: ignore[no-untyped-def]
+    from openai import OpenAI
+
+    return OpenAI(base_url=engine_url, api_key=ENGINE_KEY, max_retries=0, _strict_response_validation=True)
+
+
+def shared_file(name: str) -> Path:
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"reference data {name} is not available here (needs ../shared/data)")
+    return path
+
+
+def wait_for_job(client, job_id: str, timeout: float = 300):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.fine_tuning.jobs.retrieve(job_id)
+        if job.status in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} did not finish in {timeout}s")
