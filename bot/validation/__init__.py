@@ -322,10 +322,15 @@ def stratified_split(rows: list[dict[str, Any]], seed: int = 42) -> tuple[list, 
         label = row["completion"] if "completion" in row else row["messages"][-1].get("content", "")
         by_class.setdefault(str(label).strip(), []).append(row)
     rng = random.Random(seed)
+    n_valid = len(rows) - n_train
+    share = n_valid / len(rows)
+    quotas = {label: int(len(items) * share) for label, items in by_class.items()}
+    by_remainder = sorted(by_class, key=lambda c: len(by_class[c]) * share - quotas[c], reverse=True)
+    for label in by_remainder[: n_valid - sum(quotas.values())]:
+        quotas[label] += 1
     valid: list[dict[str, Any]] = []
-    share = (len(rows) - n_train) / len(rows)
-    for items in by_class.values():
+    for label, items in by_class.items():
         rng.shuffle(items)
-        valid.extend(items[: round(len(items) * share)])
+        valid.extend(items[: quotas[label]])
     valid_ids = {id(r) for r in valid}
     return [r for r in rows if id(r) not in valid_ids], valid

@@ -30,7 +30,9 @@ class Unreadable(Exception):
 
 
 def sniff_binary(head: bytes, suffix: str) -> str | None:
-    if head.startswith(b"PK\x03\x04") and suffix != ".xlsx":
+    if suffix == ".xlsx":
+        return None
+    if head.startswith(b"PK\x03\x04"):
         return "this is a ZIP archive (or an Office file) renamed; upload the JSONL inside it"
     if b"\x00" in head[:8192] and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "this looks like a binary file, not text"
@@ -141,6 +143,7 @@ def iter_rows(path: Path, filename: str, report: Report) -> Iterator[tuple[int, 
                 sep="\t" if suffix == ".tsv" else ",",
                 dtype=str,
                 keep_default_na=False,
+                index_col=False,
                 engine="python",
                 on_bad_lines=lambda line: bad.append(line) and None,
                 encoding="utf-8-sig",
