@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from bot.context import Context, UserError
+from bot.providers import OPENAI_PREFIXES
 from bot.router import command
 from bot.types import Command, Reply, Section
 from storage import repo
@@ -9,12 +10,10 @@ MAX_ANSWER_TOKENS = 200
 
 
 def _looks_like_model(token: str, ctx: Context) -> bool:
-    return (
-        token.startswith("ft:")
-        or ":" in token
-        or token == ctx.settings.default_model
-        or "/" in token
-    )
+    if " " in token or token.endswith((":", "?", ".")):
+        return False
+    known = token.startswith(("ft:", *OPENAI_PREFIXES)) or "/" in token
+    return known or token == ctx.settings.default_model
 
 
 async def _answer(ctx: Context, model: str, prompt: str) -> str:
