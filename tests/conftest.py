@@ -36,7 +36,9 @@ def start_engine(data_dir: Path, port: int, api_key: str | None = ENGINE_KEY) ->
     if api_key:
         env["TUNEUP_ENGINE_API_KEY"] = api_key
     log = open(data_dir.parent / f"engine-{port}.log", "ab")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "engine"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -73,7 +75,9 @@ def engine_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def openai_client(engine_url: str):  # type: ignore[no-untyped-def]
     from openai import OpenAI
 
-    return OpenAI(base_url=engine_url, api_key=ENGINE_KEY, max_retries=0, _strict_response_validation=True)
+    return OpenAI(
+        base_url=engine_url, api_key=ENGINE_KEY, max_retries=0, _strict_response_validation=True
+    )
 
 
 def shared_file(name: str) -> Path:

@@ -325,7 +325,9 @@ def stratified_split(rows: list[dict[str, Any]], seed: int = 42) -> tuple[list, 
     n_valid = len(rows) - n_train
     share = n_valid / len(rows)
     quotas = {label: int(len(items) * share) for label, items in by_class.items()}
-    by_remainder = sorted(by_class, key=lambda c: len(by_class[c]) * share - quotas[c], reverse=True)
+    by_remainder = sorted(
+        by_class, key=lambda c: len(by_class[c]) * share - quotas[c], reverse=True
+    )
     for label in by_remainder[: n_valid - sum(quotas.values())]:
         quotas[label] += 1
     valid: list[dict[str, Any]] = []

@@ -112,7 +112,7 @@ def count_tokens(
 ) -> None:
     """Cookbook token counting (3 per message, 1 per name, 3 for the reply), batched."""
     flat: list[str] = []
-    for texts, assistant, keys in pending:
+    for texts, assistant, _keys in pending:
         flat.extend(texts)
         flat.extend(assistant)
     lengths = [len(t) for t in encoding.encode_ordinary_batch(flat, num_threads=4)] if flat else []

@@ -17,12 +17,22 @@ from storage.models import Job
 
 @pytest.fixture
 def ctx(tmp_path: Path) -> Context:
-    settings = Settings(data_dir=tmp_path, engine_url="http://127.0.0.1:9/v1", engine_autostart=False)
+    settings = Settings(
+        data_dir=tmp_path, engine_url="http://127.0.0.1:9/v1", engine_autostart=False
+    )
     return Context(settings, open_database(settings.sqlite_url), Providers(settings))
 
 
 def cmd(name: str, text: str = "", user: str = "U1", admin: bool = False) -> Command:
-    return Command(platform="slack", workspace="T1", channel="C1", user=user, name=name, text=text, is_admin=admin)
+    return Command(
+        platform="slack",
+        workspace="T1",
+        channel="C1",
+        user=user,
+        name=name,
+        text=text,
+        is_admin=admin,
+    )
 
 
 def test_parse_text_splits_args_and_options() -> None:
@@ -73,8 +83,17 @@ async def test_provider_down_is_a_plain_message(ctx: Context) -> None:
 
 async def test_only_owner_or_admin_may_cancel(ctx: Context) -> None:
     with ctx.session() as s:
-        job = Job(provider="local", provider_job_id="ftjob-1", platform="slack", workspace="T1", channel="C1",
-                  owner="U1", base_model="m", training_file_id="f", status="running")
+        job = Job(
+            provider="local",
+            provider_job_id="ftjob-1",
+            platform="slack",
+            workspace="T1",
+            channel="C1",
+            owner="U1",
+            base_model="m",
+            training_file_id="f",
+            status="running",
+        )
         s.add(job)
         s.commit()
     refused = await dispatch(ctx, cmd("cancel", f"{job.id} confirm=yes", user="U2"))

@@ -33,9 +33,19 @@ def test_dbpedia_matches_prepare_data() -> None:
 def test_toy_chat_matches_the_cookbook() -> None:
     r = validate_file(shared_file("toy_chat_fine_tuning.jsonl"), model="gpt-3.5-turbo")
     assert r.n_examples == 5 and r.data_format == "chat"
-    assert not any(i.code in {"data_type", "missing_messages_list", "message_missing_key",
-                              "message_unrecognized_key", "unrecognized_role", "missing_content",
-                              "example_missing_assistant_message"} for i in r.issues.values())
+    assert not any(
+        i.code
+        in {
+            "data_type",
+            "missing_messages_list",
+            "message_missing_key",
+            "message_unrecognized_key",
+            "unrecognized_role",
+            "missing_content",
+            "example_missing_assistant_message",
+        }
+        for i in r.issues.values()
+    )
     assert r.stats["missing_system"] == 1 and r.stats["missing_user"] == 1
     assert r.estimate["n_epochs"] == 20  # 100 // 5
     # The cookbook printed ~4306 tokens with its 4096-token cap; the longest example is 8032.
@@ -55,9 +65,19 @@ def test_default_epochs_rule() -> None:
 
 
 def chat(n: int, **extra: object) -> str:
-    return "".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
-                                            {"role": "assistant", "content": f"a{i}"}], **extra}) + "\n"
-                   for i in range(n))
+    return "".join(
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "user", "content": f"q{i}"},
+                    {"role": "assistant", "content": f"a{i}"},
+                ],
+                **extra,
+            }
+        )
+        + "\n"
+        for i in range(n)
+    )
 
 
 def _xlsx(frame: pd.DataFrame) -> bytes:
@@ -85,33 +105,103 @@ BROKEN: list[tuple[str, bytes, str]] = [
     ("list.jsonl", b"[1,2,3]\n" + chat(12).encode(), "data_type"),
     ("number.jsonl", b"42\n" + chat(12).encode(), "data_type"),
     ("nomsgs.jsonl", b'{"messages": []}\n' + chat(12).encode(), "missing_messages_list"),
-    ("norole.jsonl", b'{"messages": [{"content": "x"}, {"role": "assistant", "content": "y"}]}\n' + chat(12).encode(), "message_missing_key"),
-    ("badkey.jsonl", b'{"messages": [{"role": "user", "content": "x", "foo": 1}, {"role": "assistant", "content": "y"}]}\n' + chat(12).encode(), "message_unrecognized_key"),
-    ("badrole.jsonl", b'{"messages": [{"role": "bot", "content": "x"}, {"role": "assistant", "content": "y"}]}\n' + chat(12).encode(), "unrecognized_role"),
-    ("nocontent.jsonl", b'{"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": "y"}]}\n' + chat(12).encode(), "missing_content"),
-    ("intcontent.jsonl", b'{"messages": [{"role": "user", "content": 5}, {"role": "assistant", "content": "y"}]}\n' + chat(12).encode(), "missing_content"),
-    ("noassistant.jsonl", b'{"messages": [{"role": "user", "content": "x"}]}\n' + chat(12).encode(), "example_missing_assistant_message"),
-    ("weight.jsonl", b'{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "weight": 0.5}]}\n' + chat(12).encode(), "bad_weight"),
+    (
+        "norole.jsonl",
+        b'{"messages": [{"content": "x"}, {"role": "assistant", "content": "y"}]}\n'
+        + chat(12).encode(),
+        "message_missing_key",
+    ),
+    (
+        "badkey.jsonl",
+        b'{"messages": [{"role": "user", "content": "x", "foo": 1}, {"role": "assistant", "content": "y"}]}\n'
+        + chat(12).encode(),
+        "message_unrecognized_key",
+    ),
+    (
+        "badrole.jsonl",
+        b'{"messages": [{"role": "bot", "content": "x"}, {"role": "assistant", "content": "y"}]}\n'
+        + chat(12).encode(),
+        "unrecognized_role",
+    ),
+    (
+        "nocontent.jsonl",
+        b'{"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": "y"}]}\n'
+        + chat(12).encode(),
+        "missing_content",
+    ),
+    (
+        "intcontent.jsonl",
+        b'{"messages": [{"role": "user", "content": 5}, {"role": "assistant", "content": "y"}]}\n'
+        + chat(12).encode(),
+        "missing_content",
+    ),
+    (
+        "noassistant.jsonl",
+        b'{"messages": [{"role": "user", "content": "x"}]}\n' + chat(12).encode(),
+        "example_missing_assistant_message",
+    ),
+    (
+        "weight.jsonl",
+        b'{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "weight": 0.5}]}\n'
+        + chat(12).encode(),
+        "bad_weight",
+    ),
     ("few.jsonl", chat(3).encode(), "too_few_examples"),
     ("mixed.jsonl", chat(12).encode() + b'{"prompt": "a", "completion": "b"}\n', "mixed_formats"),
     ("unknown.jsonl", b'{"foo": 1}\n' + chat(12).encode(), "unknown_format"),
     ("deep.jsonl", b"[" * 100000 + b"]" * 100000 + b"\n" + chat(12).encode(), "too_deep"),
-    ("pref.jsonl", b'{"input": {"messages": []}, "preferred_output": [], "non_preferred_output": []}\n', "preference_input"),
-    ("pref2.jsonl", b'{"input": {"messages": [{"role": "user", "content": "x"}]}, "preferred_output": [{"role": "user", "content": "y"}], "non_preferred_output": []}\n', "preference_output"),
-    ("ragged.csv", b"prompt,completion\na,b\nc,d,e,f\n" + b"".join(b"p%d,c%d\n" % (i, i) for i in range(12)), "ragged_rows"),
+    (
+        "pref.jsonl",
+        b'{"input": {"messages": []}, "preferred_output": [], "non_preferred_output": []}\n',
+        "preference_input",
+    ),
+    (
+        "pref2.jsonl",
+        b'{"input": {"messages": [{"role": "user", "content": "x"}]}, "preferred_output": [{"role": "user", "content": "y"}], "non_preferred_output": []}\n',
+        "preference_output",
+    ),
+    (
+        "ragged.csv",
+        b"prompt,completion\na,b\nc,d,e,f\n" + b"".join(b"p%d,c%d\n" % (i, i) for i in range(12)),
+        "ragged_rows",
+    ),
     ("nocompletion.csv", b"prompt,other\na,b\n", "missing_completion"),
     ("emptyxlsx.xlsx", _xlsx(pd.DataFrame({"prompt": [], "completion": []})), "no_examples"),
     ("brokenxlsx.xlsx", b"PK\x03\x04garbage", "unreadable"),
     ("nan.csv", b"prompt,completion\na,\nb,\n", "too_few_examples"),
     ("objcompl.jsonl", b'{"prompt": "a", "completion": {"x": 1}}\n', "non_string"),
-    ("identical.jsonl", b"".join(json.dumps({"prompt": "same", "completion": f" c{i}"}).encode() + b"\n" for i in range(12)), "identical_prompts"),
-    ("identcompl.jsonl", b"".join(json.dumps({"prompt": f"p{i} ->", "completion": " same thing here"}).encode() + b"\n" for i in range(2)), "too_few_examples"),
+    (
+        "identical.jsonl",
+        b"".join(
+            json.dumps({"prompt": "same", "completion": f" c{i}"}).encode() + b"\n"
+            for i in range(12)
+        ),
+        "identical_prompts",
+    ),
+    (
+        "identcompl.jsonl",
+        b"".join(
+            json.dumps({"prompt": f"p{i} ->", "completion": " same thing here"}).encode() + b"\n"
+            for i in range(2)
+        ),
+        "too_few_examples",
+    ),
     ("jsonobj.json", b'{"prompt": "a", "completion": "b"}', "too_few_examples"),
-    ("jsonarr_bad.json", b"[{\"messages\": 1}]", "missing_messages_list"),
+    ("jsonarr_bad.json", b'[{"messages": 1}]', "missing_messages_list"),
     ("txt_empty.txt", b"\n\n\n", "unreadable"),
     ("bom_only.jsonl", b"\xef\xbb\xbf", "no_examples"),
-    ("huge_line.jsonl", b'{"messages": [{"role": "user", "content": "' + b"x" * 3_000_000 + b'"}, {"role": "assistant", "content": "y"}]}\n', "too_few_examples"),
-    ("null_msg.jsonl", b'{"messages": [null, {"role": "assistant", "content": "y"}]}\n' + chat(12).encode(), "message_not_object"),
+    (
+        "huge_line.jsonl",
+        b'{"messages": [{"role": "user", "content": "'
+        + b"x" * 3_000_000
+        + b'"}, {"role": "assistant", "content": "y"}]}\n',
+        "too_few_examples",
+    ),
+    (
+        "null_msg.jsonl",
+        b'{"messages": [null, {"role": "assistant", "content": "y"}]}\n' + chat(12).encode(),
+        "message_not_object",
+    ),
     ("truncated.jsonl", chat(12).encode() + b'{"messages": [{"role": "us', "invalid_json"),
     ("dupcols.csv", b"prompt,input,completion\na,b,c\n", "duplicate_columns"),
     ("tsv_bad.tsv", b"prompt\tcompletion\nx\n", "too_few_examples"),
@@ -134,7 +224,9 @@ def test_corpus_is_big_enough() -> None:
 
 def test_line_numbers_point_at_the_bad_lines(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
-    path.write_text(chat(5) + "{bad\n" + chat(5) + '{"messages": [{"role": "user", "content": "x"}]}\n')
+    path.write_text(
+        chat(5) + "{bad\n" + chat(5) + '{"messages": [{"role": "user", "content": "x"}]}\n'
+    )
     r = validate_file(path)
     assert r.issues["invalid_json"].lines == [6]
     assert r.issues["example_missing_assistant_message"].lines == [12]
@@ -156,10 +248,16 @@ def test_csv_aliases_are_mapped_and_converted(tmp_path: Path) -> None:
     assert set(first) == {"prompt", "completion"}
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.binary(max_size=2000) | st.text(max_size=2000).map(str.encode),
-       st.sampled_from([".jsonl", ".json", ".csv", ".tsv", ".txt", ".xlsx"]))
-def test_fuzz_never_crashes(tmp_path_factory: pytest.TempPathFactory, content: bytes, suffix: str) -> None:
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.binary(max_size=2000) | st.text(max_size=2000).map(str.encode),
+    st.sampled_from([".jsonl", ".json", ".csv", ".tsv", ".txt", ".xlsx"]),
+)
+def test_fuzz_never_crashes(
+    tmp_path_factory: pytest.TempPathFactory, content: bytes, suffix: str
+) -> None:
     path = tmp_path_factory.mktemp("fuzz") / f"f{suffix}"
     path.write_bytes(content)
     report = validate_file(path)

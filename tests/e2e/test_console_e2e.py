@@ -22,8 +22,13 @@ from tests.conftest import ENGINE_KEY, ROOT
 
 
 def settings_for(tmp: Path, engine_url: str) -> Settings:
-    return Settings(data_dir=tmp, engine_url=engine_url, engine_api_key=ENGINE_KEY, engine_autostart=False,
-                    progress_min_interval_seconds=0)
+    return Settings(
+        data_dir=tmp,
+        engine_url=engine_url,
+        engine_api_key=ENGINE_KEY,
+        engine_autostart=False,
+        progress_min_interval_seconds=0,
+    )
 
 
 async def run(core: BotCore, adapter: ConsoleAdapter, line: str):  # type: ignore[no-untyped-def]
@@ -51,7 +56,9 @@ async def test_console_story(tmp_path: Path, engine_url: str) -> None:
     try:
         data = sample_dataset(tmp_path / "reviews.jsonl", n=24)
         report = await run(core, adapter, f"/validate {data}")
-        assert report.text.startswith(("✅", "⚠️")) and any(f.name.endswith(".report.json") for f in report.files)
+        assert report.text.startswith(("✅", "⚠️")) and any(
+            f.name.endswith(".report.json") for f in report.files
+        )
         started = await run(core, adapter, "/finetune epochs=2 batch=4 suffix=console")
         assert "Started job 1" in started.text
         # an identical upload is reused, not uploaded again
@@ -64,9 +71,15 @@ async def test_console_story(tmp_path: Path, engine_url: str) -> None:
         assert summary.files and summary.files[0].data.startswith(b"\x89PNG")
         assert (tmp_path / "out" / summary.files[0].name).exists()
         # one progress message, edited in place
-        progress_posts = [t for t in texts if " · queued · " in t or " · running · " in t or " · validating_files · " in t]
+        progress_posts = [
+            t
+            for t in texts
+            if " · queued · " in t or " · running · " in t or " · validating_files · " in t
+        ]
         assert len(progress_posts) == 1 and adapter.edits
-        assert {ref.id for ref, _ in adapter.edits} == {adapter.posted[[r.text for _, r in adapter.posted].index(progress_posts[0])][0].id}
+        assert {ref.id for ref, _ in adapter.edits} == {
+            adapter.posted[[r.text for _, r in adapter.posted].index(progress_posts[0])][0].id
+        }
         assert any("/12" in r.text or "12/12" in r.text for _, r in adapter.edits)
         answer = await run(core, adapter, '/ask-model "Review: I enjoy the kettle. Sentiment?"')
         assert answer.sections, answer.text
@@ -95,7 +108,9 @@ asyncio.run(main())
 """
 
 
-async def test_kill_between_polling_and_posting_loses_and_repeats_nothing(tmp_path: Path, engine_url: str) -> None:
+async def test_kill_between_polling_and_posting_loses_and_repeats_nothing(
+    tmp_path: Path, engine_url: str
+) -> None:
     settings = settings_for(tmp_path, engine_url)
     core = BotCore(settings)
     adapter = ConsoleAdapter(tmp_path / "out", stream=io.StringIO())
@@ -112,7 +127,9 @@ async def test_kill_between_polling_and_posting_loses_and_repeats_nothing(tmp_pa
     remote_id = client.fine_tuning.jobs.list(limit=1).data[0].id
     assert wait_for_job(client, remote_id).status == "succeeded"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", CRASHER, str(tmp_path), engine_url], env=env, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASHER, str(tmp_path), engine_url], env=env, cwd=ROOT
+    )
     assert proc.returncode == -9
     restarted = BotCore(settings)
     adapter2 = ConsoleAdapter(tmp_path / "out", stream=io.StringIO())

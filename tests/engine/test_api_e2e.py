@@ -16,7 +16,14 @@ def chat_rows(n: int) -> bytes:
     rows = []
     for i in range(n):
         colour = ["red", "blue", "green"][i % 3]
-        rows.append({"messages": [{"role": "user", "content": f"Item {i}: colour?"}, {"role": "assistant", "content": colour}]})
+        rows.append(
+            {
+                "messages": [
+                    {"role": "user", "content": f"Item {i}: colour?"},
+                    {"role": "assistant", "content": colour},
+                ]
+            }
+        )
     return "\n".join(json.dumps(r) for r in rows).encode()
 
 
@@ -30,7 +37,10 @@ def finished_job(openai_client: OpenAI):  # type: ignore[no-untyped-def]
         validation_file=v.id,
         suffix="e2e",
         seed=3,
-        method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 2, "batch_size": 4}}},
+        method={
+            "type": "supervised",
+            "supervised": {"hyperparameters": {"n_epochs": 2, "batch_size": 4}},
+        },
         metadata={"team": "t1"},
     )
     assert job.status == "validating_files"
@@ -50,7 +60,12 @@ def test_job_trains_and_reports_like_openai(openai_client: OpenAI, finished_job)
     assert messages[-1] == "The job has successfully completed"
     metrics = [e for e in events if e.type == "metrics" and e.data and "total_steps" in e.data]
     assert metrics and metrics[0].data["total_steps"] == 6
-    assert {"train_loss", "train_mean_token_accuracy", "valid_loss", "valid_mean_token_accuracy"} <= set(metrics[0].data)
+    assert {
+        "train_loss",
+        "train_mean_token_accuracy",
+        "valid_loss",
+        "valid_mean_token_accuracy",
+    } <= set(metrics[0].data)
     # newest-first pagination with after
     first = openai_client.fine_tuning.jobs.list_events(job.id, limit=2)
     second = openai_client.fine_tuning.jobs.list_events(job.id, limit=2, after=first.data[-1].id)
@@ -64,18 +79,27 @@ def test_checkpoints_result_file_and_inference(openai_client: OpenAI, finished_j
     assert ckpts[1].fine_tuned_model_checkpoint.endswith(":ckpt-step-3")
     assert ckpts[1].metrics.train_loss is not None
     csv_text = openai_client.files.content(job.result_files[0]).text
-    assert csv_text.splitlines()[0] == "step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy"
+    assert (
+        csv_text.splitlines()[0]
+        == "step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy"
+    )
     assert len(csv_text.splitlines()) == 7
     for model in (job.fine_tuned_model, ckpts[1].fine_tuned_model_checkpoint):
         r = openai_client.chat.completions.create(
-            model=model, messages=[{"role": "user", "content": "Item 40: colour?"}], max_tokens=5,
-            logprobs=True, top_logprobs=2,
+            model=model,
+            messages=[{"role": "user", "content": "Item 40: colour?"}],
+            max_tokens=5,
+            logprobs=True,
+            top_logprobs=2,
         )
         assert r.choices[0].message.content
         assert r.usage and r.usage.completion_tokens >= 1
         assert r.choices[0].logprobs and len(r.choices[0].logprobs.content[0].top_logprobs) == 2
     stream = openai_client.chat.completions.create(
-        model=job.fine_tuned_model, messages=[{"role": "user", "content": "Hi"}], max_tokens=8, stream=True,
+        model=job.fine_tuned_model,
+        messages=[{"role": "user", "content": "Hi"}],
+        max_tokens=8,
+        stream=True,
         stream_options={"include_usage": True},
     )
     chunks = list(stream)
@@ -89,10 +113,16 @@ def test_checkpoints_result_file_and_inference(openai_client: OpenAI, finished_j
 
 def test_cancel_and_delete(openai_client: OpenAI, finished_job) -> None:  # type: ignore[no-untyped-def]
     f = openai_client.files.create(file=("t.jsonl", chat_rows(40)), purpose="fine-tune")
-    job = openai_client.fine_tuning.jobs.create(model="smollm2-135m-instruct", training_file=f.id,
-                                                hyperparameters={"n_epochs": 20, "batch_size": 1})
+    job = openai_client.fine_tuning.jobs.create(
+        model="smollm2-135m-instruct",
+        training_file=f.id,
+        hyperparameters={"n_epochs": 20, "batch_size": 1},
+    )
     deadline = time.monotonic() + 120
-    while openai_client.fine_tuning.jobs.retrieve(job.id).status != "running" and time.monotonic() < deadline:
+    while (
+        openai_client.fine_tuning.jobs.retrieve(job.id).status != "running"
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.3)
     cancelled = openai_client.fine_tuning.jobs.cancel(job.id)
     assert cancelled.status == "cancelled"
@@ -110,7 +140,9 @@ def test_cancel_and_delete(openai_client: OpenAI, finished_job) -> None:  # type
 
 
 def test_errors_have_openai_shape(openai_client: OpenAI, engine_url: str) -> None:
-    bad = OpenAI(base_url=engine_url, api_key="wrong", max_retries=0, _strict_response_validation=True)
+    bad = OpenAI(
+        base_url=engine_url, api_key="wrong", max_retries=0, _strict_response_validation=True
+    )
     with pytest.raises(openai.AuthenticationError):
         bad.models.list()
     with pytest.raises(openai.NotFoundError) as nf:

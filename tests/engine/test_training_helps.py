@@ -14,7 +14,11 @@ WORDS = {
     "bug": ["crash", "error message", "freeze", "blank screen", "broken button", "login loop"],
     "shipping": ["delivery", "package", "courier", "tracking number", "parcel", "shipment"],
 }
-TRAIN_T = ["I have a question about the {w}.", "Problem with my {w} today.", "Please help, the {w} again."]
+TRAIN_T = [
+    "I have a question about the {w}.",
+    "Problem with my {w} today.",
+    "Please help, the {w} again.",
+]
 TEST_T = ["Hello, something is wrong with the {w}!", "Quick note regarding my {w}."]
 
 
@@ -32,7 +36,9 @@ def make_rows(templates: list[str], words: slice, rng: random.Random) -> list[di
 def accuracy(client: OpenAI, model: str, rows: list[dict[str, str]]) -> float:
     hits = 0
     for row in rows:
-        out = client.completions.create(model=model, prompt=row["prompt"], max_tokens=2, temperature=0)
+        out = client.completions.create(
+            model=model, prompt=row["prompt"], max_tokens=2, temperature=0
+        )
         hits += out.choices[0].text.strip() == row["completion"].strip()
     return hits / len(rows)
 
@@ -42,10 +48,13 @@ def test_fine_tuning_beats_the_base_model_on_held_out_rows(openai_client: OpenAI
     train = make_rows(TRAIN_T, slice(0, 4), rng)  # 36 rows
     held_out = make_rows(TEST_T, slice(4, 6), rng)  # 12 rows: unseen words and templates
     f = openai_client.files.create(
-        file=("tickets.jsonl", "\n".join(json.dumps(r) for r in train).encode()), purpose="fine-tune"
+        file=("tickets.jsonl", "\n".join(json.dumps(r) for r in train).encode()),
+        purpose="fine-tune",
     )
     job = openai_client.fine_tuning.jobs.create(
-        model="smollm2-135m-instruct", training_file=f.id, seed=1,
+        model="smollm2-135m-instruct",
+        training_file=f.id,
+        seed=1,
         hyperparameters={"n_epochs": 3, "batch_size": 6},
     )
     done = wait_for_job(openai_client, job.id)

@@ -48,8 +48,17 @@ def db(request: pytest.FixtureRequest, tmp_path):  # type: ignore[no-untyped-def
 
 
 def make_job(**kw: object) -> Job:
-    base = dict(provider="local", provider_job_id=f"ftjob-{uuid.uuid4().hex}", platform="slack", workspace="T1",
-                channel="C1", owner="U1", base_model="m", training_file_id="file-1", status="running")
+    base = dict(
+        provider="local",
+        provider_job_id=f"ftjob-{uuid.uuid4().hex}",
+        platform="slack",
+        workspace="T1",
+        channel="C1",
+        owner="U1",
+        base_model="m",
+        training_file_id="file-1",
+        status="running",
+    )
     base.update(kw)
     return Job(**base)  # type: ignore[arg-type]
 
