@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from collections.abc import Iterator
@@ -104,10 +105,8 @@ def _frame_rows(frame: pd.DataFrame, report: Report, first_line: int) -> Iterato
     for index, record in enumerate(frame.to_dict(orient="records")):
         row = {k: ("" if pd.isna(v) else v) for k, v in record.items()}
         if isinstance(row.get("messages"), str):
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 row["messages"] = json.loads(row["messages"])
-            except json.JSONDecodeError:
-                pass
         yield first_line + index, row
 
 
