@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -15,6 +17,7 @@ from bot.router import dispatch
 from bot.settings import Settings
 from bot.types import ChatAdapter, Command, Reply
 from bot.validation.tokens import prime_offline_cache
+from storage import repo
 from storage.db import open_database
 
 log = logging.getLogger("tuneup")
@@ -68,6 +71,17 @@ class BotCore:
                 replace_existing=True,
             )
             self.scheduler.start()
+
+    async def poll_until_idle(self, timeout: float, interval: float = 1.0) -> bool:
+        """Poll and deliver until no job is active; False when the timeout ran out first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            await self.poller.cycle()
+            with self.ctx.session() as session:
+                if not repo.active_jobs(session):
+                    return True
+            await asyncio.sleep(interval)
+        return False
 
     async def stop(self) -> None:
         if self.scheduler is not None:

@@ -72,9 +72,7 @@ async def ingest(
             n_examples=report.stats.get("usable_examples", report.n_examples),
             billed_tokens=report.estimate.get("billed_tokens", 0),
             report=report.to_dict(),
-            provider_files=dict(earlier.provider_files)
-            if earlier and earlier.fixed_path == (str(fixed_path) if fixed_path else None)
-            else {},
+            provider_files=dict(earlier.provider_files) if earlier else {},
         )
         repo.add(session, dataset)
         session.commit()

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
-import time
 from pathlib import Path
 
 from adapters.console_adapter import CHANNEL, WORKSPACE, ConsoleAdapter
 from bot.core import BotCore
 from bot.settings import Settings
 from bot.types import Target
-from storage import repo
 
 POSITIVE = ["love", "really like", "am delighted with", "recommend", "enjoy"]
 NEGATIVE = ["hate", "regret buying", "am disappointed by", "returned", "can't stand"]
@@ -62,13 +59,10 @@ async def run_demo(settings: Settings, timeout: float = 900) -> int:
         data = sample_dataset(settings.data_dir / "demo-reviews.jsonl")
         await say(f"/validate {data}")
         await say("/finetune epochs=2 suffix=demo")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            await core.poller.cycle()
-            with core.ctx.session() as session:
-                if not repo.active_jobs(session):
-                    break
-            await asyncio.sleep(1)
+        if not await core.poll_until_idle(timeout):
+            adapter._write(
+                f"The job did not finish within {timeout:.0f} s; `/status 1` shows where it is."
+            )
         await say("/status 1")
         await say('/ask-model "Review: I really like the toaster. Sentiment?" compare=yes')
         return 0

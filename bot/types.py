@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -111,6 +111,3 @@ class PlatformError(Exception):
         super().__init__(message)
         self.retry_after = retry_after
         self.permanent = permanent
-
-
-JsonDict = dict[str, Any]

@@ -271,10 +271,15 @@ class JobRun:
             "history": self.history,
         }
         self.store.set_internal(self.job_id, self.internal)
+        self._prune_checkpoints()
+        self.event(f"Checkpoint created at step {step}")
+
+    def _prune_checkpoints(self, keep_dir: Path | None = None) -> None:
+        """Keep the newest checkpoints; never delete keep_dir (the final model's own files)."""
         for old, path in self.store.list_checkpoints(self.job_id)[self.settings.keep_checkpoints :]:
             self.store.delete_checkpoint(old["id"])
-            shutil.rmtree(path, ignore_errors=True)
-        self.event(f"Checkpoint created at step {step}")
+            if path != keep_dir:
+                shutil.rmtree(path, ignore_errors=True)
 
     def _discard_outputs(self) -> None:
         for ckpt, path in self.store.list_checkpoints(self.job_id):
@@ -307,10 +312,7 @@ class JobRun:
             },
             target,
         )
-        for old, path in self.store.list_checkpoints(self.job_id)[self.settings.keep_checkpoints :]:
-            self.store.delete_checkpoint(old["id"])
-            if path != target:
-                shutil.rmtree(path, ignore_errors=True)
+        self._prune_checkpoints(keep_dir=target)
         result_id = new_id("file")
         result_path = self.settings.data_dir / "files" / result_id
         result_path.write_bytes(result_csv(self.history))

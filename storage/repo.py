@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
@@ -150,7 +150,3 @@ def retry_later(row: Outbox, error: str, delay: float) -> None:
     row.attempts += 1
     row.last_error = error[:500]
     row.next_attempt_at = utcnow() + timedelta(seconds=delay)
-
-
-def as_naive(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=None) if value is not None else None

@@ -6,7 +6,6 @@ import io
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from sqlmodel import select
@@ -38,14 +37,7 @@ async def run(core: BotCore, adapter: ConsoleAdapter, line: str):  # type: ignor
 
 
 async def wait_done(core: BotCore, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        await core.poller.cycle()
-        with core.ctx.session() as s:
-            if not repo.active_jobs(s):
-                return
-        time.sleep(0.5)
-    raise AssertionError("job did not finish")
+    assert await core.poll_until_idle(timeout, interval=0.5), "job did not finish"
 
 
 async def test_console_story(tmp_path: Path, engine_url: str) -> None:
