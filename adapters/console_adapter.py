@@ -48,6 +48,8 @@ class ConsoleAdapter:
                 lines.append(f"  📎 {f.name} → {path}")
         for button in reply.buttons:
             lines.append(f"  [{button.label}] → type: {button.command}")
+            if button.confirm:
+                lines.append(f"      ({button.confirm})")
         return "\n".join(lines)
 
     async def post(self, target: Target, reply: Reply) -> MessageRef:
@@ -64,6 +66,9 @@ class ConsoleAdapter:
             self.stream.flush()
         else:
             self._write("  ↻ " + reply.plain().splitlines()[0])
+
+    async def open_thread(self, ref: MessageRef, name: str) -> str | None:
+        return None  # a terminal has no threads
 
     def parse(self, line: str) -> Command | None:
         """Turn a typed line into a Command; `/upload PATH` and `/validate PATH` attach the file."""

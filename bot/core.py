@@ -15,10 +15,11 @@ from bot.poller import Poller
 from bot.providers import Providers
 from bot.router import dispatch
 from bot.settings import Settings
-from bot.types import ChatAdapter, Command, Reply
+from bot.types import ChatAdapter, Command, MessageRef, Reply
 from bot.validation.tokens import prime_offline_cache
 from storage import repo
 from storage.db import open_database
+from storage.models import Job
 
 log = logging.getLogger("tuneup")
 
@@ -46,6 +47,24 @@ class BotCore:
 
     async def handle(self, cmd: Command) -> Reply:
         return await dispatch(self.ctx, cmd)
+
+    async def reply_posted(self, adapter: ChatAdapter, reply: Reply, ref: MessageRef) -> None:
+        """After a job announcement is posted, open the job's thread under it and remember it."""
+        if reply.job_id is None:
+            return
+        with self.ctx.session() as session:
+            job = session.get(Job, reply.job_id)
+            if job is None or job.thread:
+                return
+        thread = await adapter.open_thread(ref, f"tuneup job {reply.job_id}")
+        if thread is None:
+            return
+        with self.ctx.session() as session:
+            job = session.get(Job, reply.job_id)
+            if job is not None and not job.thread:
+                job.thread = thread
+                session.add(job)
+                session.commit()
 
     async def start(self, *, start_engine: bool = True, schedule: bool = True) -> None:
         """Start the local engine when needed, then the poll and delivery schedule."""

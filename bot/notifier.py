@@ -45,6 +45,9 @@ class Notifier:
         try:
             if row.kind == "progress" and row.job_id is not None:
                 job = session.get(Job, row.job_id)
+                if job is not None and job.thread:
+                    # the job's thread may have opened after this row was queued
+                    target.thread = job.thread
                 if job is not None and job.progress_ref:
                     await adapter.edit(MessageRef(**job.progress_ref), reply)
                 else:

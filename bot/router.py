@@ -79,7 +79,7 @@ async def dispatch(ctx: Context, cmd: Command) -> Reply:
         return await spec.handler(ctx, cmd)
     except UserError as exc:
         return (
-            usage_error(spec, str(exc))
+            usage_error(spec, str(exc).removeprefix("usage: "))
             if str(exc).startswith("usage:")
             else Reply(text=f"⚠️ {exc}", ephemeral=True)
         )

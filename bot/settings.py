@@ -57,13 +57,26 @@ class Settings(BaseSettings):
     # Admins by platform user id (any workspace) or "platform:workspace:user".
     admins: list[str] = Field(default_factory=list)
     max_upload_mb: float = 50.0
+    # Optional allowlists for starting fine-tunes (empty: everyone, everywhere).
+    finetune_channels: list[str] = Field(default_factory=list)
+    finetune_users: list[str] = Field(default_factory=list)
 
     slack_bot_token: SecretStr | None = None
     slack_app_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
+    slack_host: str = "127.0.0.1"
     slack_port: int = 3000
+    # Slack user group ids whose members are tuneup admins (workspace admins always are).
+    slack_admin_groups: list[str] = Field(default_factory=list)
+    # Hosts that Slack file downloads may come from; the bot token is sent only there.
+    slack_file_hosts: list[str] = Field(default_factory=lambda: ["files.slack.com"])
+    slack_api_url: str = "https://slack.com/api/"
     discord_token: SecretStr | None = None
     discord_guilds: list[int] = Field(default_factory=list)
+    # Hosts that Discord attachments may come from.
+    discord_file_hosts: list[str] = Field(
+        default_factory=lambda: ["cdn.discordapp.com", "media.discordapp.net"]
+    )
 
     @property
     def sqlite_url(self) -> str:

@@ -64,6 +64,8 @@ class Button(BaseModel):
     # The command line the click runs as the clicking user, e.g. "/cancel 3 confirm=yes".
     command: str
     style: Literal["primary", "danger", "default"] = "default"
+    # When set, platforms that can ask natively (Slack's confirm dialog) ask this before running.
+    confirm: str | None = None
 
 
 class Section(BaseModel):
@@ -83,6 +85,8 @@ class Reply(BaseModel):
     thread: str | None = None
     # Who to mention (user ids); adapters render it natively.
     mention: str | None = None
+    # The job this reply announces: once posted, the job's progress thread opens under it.
+    job_id: int | None = None
 
     def plain(self) -> str:
         """A plain-text rendering, for consoles and notification fallbacks."""
@@ -102,6 +106,10 @@ class ChatAdapter(Protocol):
     async def post(self, target: Target, reply: Reply) -> MessageRef: ...
 
     async def edit(self, ref: MessageRef, reply: Reply) -> None: ...
+
+    async def open_thread(self, ref: MessageRef, name: str) -> str | None:
+        """Start a thread under a posted message and return its id (None: no threads here)."""
+        ...
 
 
 class PlatformError(Exception):

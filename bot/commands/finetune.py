@@ -72,6 +72,19 @@ async def _provider_file(ctx: Context, provider: Provider, dataset: Dataset) -> 
     return uploaded.id
 
 
+def _check_allowed(ctx: Context, cmd: Command) -> None:
+    """The optional allowlists of channels and users who may start fine-tunes (admins always may)."""
+    channels, users = ctx.settings.finetune_channels, ctx.settings.finetune_users
+    if ctx.is_admin(cmd):
+        return
+    if channels and cmd.channel not in channels:
+        raise UserError(
+            "Fine-tunes can't be started in this channel. Ask an admin which channels allow them."
+        )
+    if users and cmd.user not in users:
+        raise UserError("You are not on the list of people who may start fine-tunes. Ask an admin.")
+
+
 @command(
     "finetune",
     "/finetune [file] [dataset=ID] [model=NAME] [epochs=N] [batch=N] [lr=X] [suffix=NAME] [validation=ID]",
@@ -81,6 +94,7 @@ async def _provider_file(ctx: Context, provider: Provider, dataset: Dataset) -> 
 )
 async def finetune_command(ctx: Context, cmd: Command) -> Reply:
     opts = cmd.options
+    _check_allowed(ctx, cmd)
     model = opts.get("model", ctx.settings.default_model)
     provider, remote_model = ctx.providers.for_model(model)
     hyper = _hyperparameters(opts)
@@ -153,7 +167,6 @@ async def finetune_command(ctx: Context, cmd: Command) -> Reply:
             platform=cmd.platform,
             workspace=cmd.workspace,
             channel=cmd.channel,
-            thread=cmd.thread,
             owner=cmd.user,
             base_model=model,
             suffix=opts.get("suffix"),
@@ -179,5 +192,5 @@ async def finetune_command(ctx: Context, cmd: Command) -> Reply:
             ),
         ],
         buttons=[Button(label="Cancel", command=f"/cancel {job.id}", style="danger")],
-        thread=cmd.thread,
+        job_id=job.id,
     )

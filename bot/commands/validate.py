@@ -1,31 +1,89 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from bot.context import Context, UserError
 from bot.datasets import ingest, report_files
 from bot.router import command
-from bot.types import Button, Command, Reply
+from bot.types import Button, Command, FileOut, Reply
+from bot.validation.report import Report
+from storage import repo
+from storage.models import Dataset
+
+
+def _cost_text(estimate: dict) -> str:
+    if not estimate:
+        return ""
+    cost = estimate.get("cost_usd") or 0
+    price = "free on the local engine" if not cost else f"about ${cost:.2f}"
+    return (
+        f"~{estimate.get('billed_tokens', 0):,} trained tokens on {estimate.get('model')} "
+        f"({estimate.get('n_epochs')} epochs): {price}."
+    )
+
+
+def _buttons(dataset: Dataset, estimate: dict, has_fix: bool) -> list[Button]:
+    buttons = []
+    if dataset.ok:
+        buttons.append(
+            Button(
+                label="Start fine-tune",
+                command=f"/finetune dataset={dataset.id}",
+                style="primary",
+                confirm=f"Start a fine-tune on `{dataset.filename}`? {_cost_text(estimate)}",
+            )
+        )
+    if has_fix:
+        buttons.append(
+            Button(label="Download fixed file", command=f"/validate dataset={dataset.id} fixed=yes")
+        )
+    return buttons
+
+
+def _fixed_file(dataset: Dataset) -> Reply:
+    if not dataset.fixed_path or not Path(dataset.fixed_path).exists():
+        raise UserError(f"Dataset {dataset.id} needed no fixes; the uploaded file is fine as is.")
+    name = f"{Path(dataset.filename).stem}.fixed.jsonl"
+    return Reply(
+        text=f"📎 Fixed copy of `{dataset.filename}` (dataset {dataset.id}).",
+        files=[FileOut(name=name, data=Path(dataset.fixed_path).read_bytes(), mime="text/plain")],
+    )
+
+
+def _stored(ctx: Context, cmd: Command, ref: str) -> Dataset:
+    with ctx.session() as session:
+        dataset = repo.find_dataset(session, cmd.platform, cmd.workspace, ref)
+    if dataset is None:
+        raise UserError(f"No dataset `{ref}` here. Upload the file again to check it.")
+    return dataset
 
 
 @command(
     "validate",
-    "/validate <file> [model=NAME]",
+    "/validate <file> [model=NAME] | /validate dataset=ID [fixed=yes]",
     "Check a training file: format, problems with line numbers, tokens and cost, and a fixed copy.",
-    "Accepts JSONL, JSON, CSV, TSV, XLSX and TXT. The full report and any fixed file come attached.",
+    "Accepts JSONL, JSON, CSV, TSV, XLSX and TXT. On Slack and Discord, just upload the file to the "
+    "channel. `dataset=ID` shows an earlier report again; `fixed=yes` sends its fixed copy.",
 )
 async def validate_command(ctx: Context, cmd: Command) -> Reply:
+    if not cmd.attachments and "dataset" in cmd.options:
+        dataset = _stored(ctx, cmd, cmd.options["dataset"])
+        if cmd.options.get("fixed", "").lower() in ("yes", "y", "true"):
+            return _fixed_file(dataset)
+        estimate = dataset.report.get("estimate", {})
+        return Reply(
+            text=Report.from_dict(dataset.report).summary_text() + f"\nDataset {dataset.id}.",
+            buttons=_buttons(dataset, estimate, bool(dataset.fixed_path)),
+        )
     if not cmd.attachments:
-        raise UserError("usage: attach the training file (or give its path in the console)")
+        raise UserError(
+            "usage: upload the training file to this channel (or attach it to the command)"
+        )
     model = cmd.options.get("model", ctx.settings.default_model)
     dataset, report = await ingest(ctx, cmd, cmd.attachments[0], model)
-    buttons = []
-    if report.ok:
-        buttons.append(
-            Button(
-                label="Start fine-tune", command=f"/finetune dataset={dataset.id}", style="primary"
-            )
-        )
     return Reply(
         text=report.summary_text() + f"\nSaved as dataset {dataset.id}.",
         files=report_files(dataset, report),
-        buttons=buttons,
+        buttons=_buttons(dataset, report.estimate, report.fixed is not None),
+        thread=cmd.thread,
     )

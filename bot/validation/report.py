@@ -99,6 +99,21 @@ class Report:
             )
         return "\n".join(lines)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        """Rebuild a stored report (without its fixed bytes) to show it again."""
+        report = cls(data.get("filename", "file"))
+        for key in ("file_format", "data_format", "task_type", "n_examples", "stats"):
+            if key in data:
+                setattr(report, key, data[key])
+        for key in ("class_counts", "estimate", "notes", "fixes"):
+            setattr(report, key, data.get(key) or type(getattr(report, key))())
+        for i in data.get("issues", []):
+            report.issues[i["code"]] = Issue(
+                i["code"], i["severity"], i["message"], i.get("count", 0), i.get("lines", [])
+            )
+        return report
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "filename": self.filename,

@@ -61,7 +61,7 @@ async def test_umbrella_command(ctx: Context) -> None:
 async def test_bad_arguments_get_usage(ctx: Context) -> None:
     reply = await dispatch(ctx, cmd("finetune", "epochs=abc"))
     assert "epochs must be a number" in reply.text and "Usage:" in reply.text
-    assert "attach the training file" in (await dispatch(ctx, cmd("validate"))).text
+    assert "upload the training file" in (await dispatch(ctx, cmd("validate"))).text
     assert "say which job" in (await dispatch(ctx, cmd("cancel"))).text
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from sqlmodel import select
 
 from adapters.console_adapter import ConsoleAdapter
+from adapters.demo import sample_dataset
 from bot.core import BotCore
-from bot.demo import sample_dataset
 from bot.settings import Settings
 from bot.types import Target
 from storage import repo

@@ -39,7 +39,7 @@ def console() -> None:
 @app.command()
 def demo() -> None:
     """Run the whole story non-interactively: validate, fine-tune, progress, summary, ask."""
-    from bot.demo import run_demo
+    from adapters.demo import run_demo
 
     logging.basicConfig(level=logging.WARNING)
     raise typer.Exit(asyncio.run(run_demo(Settings())))
@@ -98,20 +98,28 @@ def validate(
 
 @app.command()
 def slack() -> None:
-    """Run the Slack bot (Socket Mode or HTTP)."""
-    typer.echo(
-        "The Slack adapter is not available in this version yet; use `tuneup console`.", err=True
-    )
-    raise typer.Exit(2)
+    """Run the Slack bot: Socket Mode with TUNEUP_SLACK_APP_TOKEN, else HTTP on TUNEUP_SLACK_PORT."""
+    from adapters.slack.run import SlackSetupError, run_slack
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    try:
+        asyncio.run(run_slack(Settings()))
+    except SlackSetupError as exc:
+        typer.echo(f"⚠️ {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
 def discord() -> None:
-    """Run the Discord bot."""
-    typer.echo(
-        "The Discord adapter is not available in this version yet; use `tuneup console`.", err=True
-    )
-    raise typer.Exit(2)
+    """Run the Discord bot (needs TUNEUP_DISCORD_TOKEN)."""
+    from adapters.discord.run import DiscordSetupError, run_discord
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    try:
+        asyncio.run(run_discord(Settings()))
+    except DiscordSetupError as exc:
+        typer.echo(f"⚠️ {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 if __name__ == "__main__":

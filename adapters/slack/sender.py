@@ -1,0 +1,110 @@
+"""The Slack side of ChatAdapter: post, edit in place, upload files, open threads."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.blocks import to_blocks
+from bot.types import FileOut, MessageRef, PlatformError, Reply, Target
+
+log = logging.getLogger("tuneup.slack")
+# Errors that no retry can fix; anything else (outages, rate limits, auth being repaired) is retried.
+PERMANENT = {"channel_not_found", "is_archived", "invalid_blocks", "msg_too_long", "no_text"}
+
+
+def platform_error(exc: Exception) -> PlatformError:
+    """Map a Slack Web API or transport failure to a PlatformError the outbox understands."""
+    if isinstance(exc, SlackApiError):
+        response = exc.response
+        code = response.get("error") if isinstance(response.data, dict) else None
+        if response.status_code == 429:
+            retry_after = float(response.headers.get("Retry-After", 1) or 1)
+            return PlatformError("Slack rate limit", retry_after=retry_after)
+        return PlatformError(
+            f"Slack error: {code or response.status_code}", permanent=code in PERMANENT
+        )
+    return PlatformError(f"Slack unreachable: {type(exc).__name__}")
+
+
+class SlackSender:
+    platform = "slack"
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+        # Only file uploads retry in place: a message is posted before its files, and the outbox
+        # must not post that message twice because an upload hit a rate limit.
+        self.upload_client = AsyncWebClient(
+            token=client.token,
+            base_url=client.base_url,
+            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
+        )
+
+    async def post(self, target: Target, reply: Reply) -> MessageRef:
+        text, blocks, overflow = to_blocks(reply)
+        try:
+            resp = await self.client.chat_postMessage(
+                channel=target.channel,
+                thread_ts=target.thread,
+                text=text,
+                blocks=blocks,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            raise platform_error(exc) from None
+        ref = MessageRef(channel=resp["channel"], id=resp["ts"], thread=target.thread)
+        files = reply.files + ([overflow] if overflow else [])
+        if files:
+            await self.upload(ref.channel, target.thread or ref.id, files)
+        return ref
+
+    async def upload(self, channel: str, thread: str | None, files: list[FileOut]) -> None:
+        uploads: list[dict[str, Any]] = [
+            {"content": f.data, "filename": f.name, "title": f.name} for f in files
+        ]
+        try:
+            await self.upload_client.files_upload_v2(
+                channel=channel, thread_ts=thread, file_uploads=uploads
+            )
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            # The message itself is already posted; say what is missing instead of failing it.
+            log.warning("uploading %s failed: %s", [f.name for f in files], platform_error(exc))
+            await self._note_missing(channel, thread, files)
+
+    async def _note_missing(self, channel: str, thread: str | None, files: list[FileOut]) -> None:
+        names = ", ".join(f"`{f.name}`" for f in files)
+        try:
+            await self.client.chat_postMessage(
+                channel=channel,
+                thread_ts=thread,
+                text=f"⚠️ Could not attach {names}. Check that the app has the `files:write` scope.",
+            )
+        except (SlackApiError, aiohttp.ClientError, TimeoutError):
+            log.warning("could not report the failed upload either")
+
+    async def edit(self, ref: MessageRef, reply: Reply) -> None:
+        text, blocks, _ = to_blocks(reply)
+        try:
+            await self.client.chat_update(channel=ref.channel, ts=ref.id, text=text, blocks=blocks)
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            raise platform_error(exc) from None
+
+    async def open_thread(self, ref: MessageRef, name: str) -> str | None:
+        return ref.thread or ref.id  # a Slack thread is keyed by its parent message's ts
+
+    async def post_ephemeral(
+        self, channel: str, user: str, reply: Reply, thread: str | None = None
+    ) -> None:
+        text, blocks, _ = to_blocks(reply)
+        try:
+            await self.client.chat_postEphemeral(
+                channel=channel, user=user, text=text, blocks=blocks, thread_ts=thread
+            )
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            raise platform_error(exc) from None
