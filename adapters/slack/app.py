@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -37,6 +38,8 @@ SLASH_COMMANDS = (
 SLOW = {"validate": "🔎 Checking…", "finetune": "🚀 Starting…", "ask-model": "💬 Asking…"}
 TRAINING_SUFFIXES = {".jsonl", ".json", ".csv", ".tsv", ".xlsx", ".txt"}
 ADMIN_CACHE_SECONDS = 300
+# Work after an ack runs on a few workers, so a burst of commands cannot starve the next acks.
+WORKERS = 4
 HTML_MEANS = (
     "Slack sent its sign-in page instead of the file, so the app is missing the `files:read` "
     "scope. Add it under OAuth & Permissions, reinstall the app, and upload the file again."
@@ -89,6 +92,8 @@ class SlackBot:
         self.sender = SlackSender(self.client)
         core.register(self.sender)
         self.admins = SlackAdmins(self.client, admin_groups or [])
+        self._queue: asyncio.Queue[tuple[Command, Any | None]] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
         self.app = AsyncApp(
             client=self.client,
             signing_secret=signing_secret,
@@ -121,16 +126,18 @@ class SlackBot:
         text = command.get("text", "") or ""
         sub = normalize_name(text.split()[0]) if name == "tuneup" and text.strip() else name
         await (ack(SLOW[sub]) if sub in SLOW else ack())
-        cmd = Command(
-            platform=PLATFORM,
-            workspace=command["team_id"],
-            channel=command["channel_id"],
-            user=command["user_id"],
-            user_name=command.get("user_name"),
-            name=name,
-            text=text,
+        self.submit(
+            Command(
+                platform=PLATFORM,
+                workspace=command["team_id"],
+                channel=command["channel_id"],
+                user=command["user_id"],
+                user_name=command.get("user_name"),
+                name=name,
+                text=text,
+            ),
+            respond,
         )
-        await self.run(cmd, respond)
 
     async def _on_button(
         self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any
@@ -150,7 +157,7 @@ class SlackBot:
             text=text,
             thread=message.get("thread_ts") or message.get("ts"),
         )
-        await self.run(cmd, respond)
+        self.submit(cmd, respond)
 
     async def _on_file_message(
         self, body: dict[str, Any], event: dict[str, Any], context: Any
@@ -206,7 +213,7 @@ class SlackBot:
             thread=thread,
             attachments=[self.attachment(file)],
         )
-        await self.run(cmd, None)
+        self.submit(cmd, None)
 
     def attachment(self, file: dict[str, Any]) -> Attachment:
         url = file.get("url_private_download") or file.get("url_private") or ""
@@ -223,6 +230,29 @@ class SlackBot:
             )
 
         return Attachment(name=name, size=int(file.get("size") or 0), fetch=fetch, url=url)
+
+    def submit(self, cmd: Command, respond: Any | None) -> None:
+        """Queue a command for the workers; the listener returns at once."""
+        if not self._workers:
+            self._workers = [asyncio.create_task(self._worker()) for _ in range(WORKERS)]
+        self._queue.put_nowait((cmd, respond))
+
+    async def _worker(self) -> None:
+        while True:
+            cmd, respond = await self._queue.get()
+            try:
+                await self.run(cmd, respond)
+            finally:
+                self._queue.task_done()
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait (a while) for queued work, then stop the workers."""
+        if self._workers:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), timeout)
+        for task in self._workers:
+            task.cancel()
+        self._workers = []
 
     async def run(self, cmd: Command, respond: Any | None) -> None:
         """Dispatch a command and deliver its reply; never raises into Bolt."""

@@ -92,4 +92,5 @@ async def run_slack(settings: Settings) -> None:
             await stop.wait()
             await runner.cleanup()
     finally:
+        await bot.drain()
         await core.stop()

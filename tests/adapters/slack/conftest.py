@@ -165,5 +165,6 @@ async def slack_env(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIter
     async with aiohttp.ClientSession() as http:
         yield SlackEnv(fake, bot, core, f"http://127.0.0.1:{port}/slack/events", http)
     await runner.cleanup()
+    await bot.drain(timeout=5)
     await core.stop()
     await fake.stop()
