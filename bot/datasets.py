@@ -14,6 +14,12 @@ from bot.validation.report import Report
 from storage import repo
 from storage.models import Dataset
 
+TRAINING_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".xlsx", ".txt")
+
+
+def is_training_file(name: str) -> bool:
+    return Path(name).suffix.lower() in TRAINING_SUFFIXES
+
 
 def datasets_dir(ctx: Context) -> Path:
     path = ctx.settings.data_dir / "datasets"
@@ -22,6 +28,12 @@ def datasets_dir(ctx: Context) -> Path:
 
 
 async def fetch_capped(ctx: Context, attachment: Attachment) -> bytes:
+    if not is_training_file(attachment.name):
+        raise UserError(
+            f"`{attachment.name}` is not a training file. Upload "
+            + ", ".join(s.lstrip(".").upper() for s in TRAINING_SUFFIXES)
+            + " (JSONL is best)."
+        )
     cap = ctx.settings.max_upload_bytes
     if attachment.size > cap:
         raise UserError(

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     discord_token: SecretStr | None = None
     discord_guilds: list[int] = Field(default_factory=list)
+    # Members with one of these role ids are admins (Manage Guild always is).
+    discord_admin_roles: list[int] = Field(default_factory=list)
+    # Channels where a dropped training file is checked without a command.
+    discord_upload_channels: list[int] = Field(default_factory=list)
     # Hosts that Discord attachments may come from.
     discord_file_hosts: list[str] = Field(
         default_factory=lambda: ["cdn.discordapp.com", "media.discordapp.net"]

@@ -87,6 +87,24 @@ def find_dataset(session: Session, platform: str, workspace: str, ref: str) -> D
     ).first()
 
 
+def recent_datasets(
+    session: Session, platform: str, workspace: str, limit: int = 25
+) -> list[Dataset]:
+    query = select(Dataset).where(Dataset.platform == platform, Dataset.workspace == workspace)
+    return list(session.exec(query.order_by(col(Dataset.id).desc()).limit(limit)))
+
+
+def recent_models(session: Session, platform: str, workspace: str, limit: int = 25) -> list[str]:
+    query = (
+        select(Job.fine_tuned_model)
+        .where(Job.platform == platform, Job.workspace == workspace)
+        .where(col(Job.fine_tuned_model).is_not(None))
+        .order_by(col(Job.id).desc())
+        .limit(limit)
+    )
+    return [m for m in session.exec(query) if m]
+
+
 def dataset_by_sha(session: Session, sha256: str) -> Dataset | None:
     return session.exec(
         select(Dataset).where(Dataset.sha256 == sha256).order_by(col(Dataset.id).desc())

@@ -7,7 +7,6 @@ import contextlib
 import logging
 import re
 import time
-from pathlib import Path
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -18,6 +17,7 @@ from adapters.downloads import download
 from adapters.slack.blocks import BUTTON_ACTION, to_blocks
 from adapters.slack.sender import SlackSender
 from bot.core import BotCore
+from bot.datasets import is_training_file
 from bot.router import normalize_name
 from bot.types import Attachment, Command, PlatformError, Reply, Target
 from storage import repo
@@ -36,7 +36,6 @@ SLASH_COMMANDS = (
 )
 # Commands that take a while get a visible "working on it" in the ack.
 SLOW = {"validate": "🔎 Checking…", "finetune": "🚀 Starting…", "ask-model": "💬 Asking…"}
-TRAINING_SUFFIXES = {".jsonl", ".json", ".csv", ".tsv", ".xlsx", ".txt"}
 ADMIN_CACHE_SECONDS = 300
 # Work after an ack runs on a few workers, so a burst of commands cannot starve the next acks.
 WORKERS = 4
@@ -199,7 +198,7 @@ class SlackBot:
     ) -> None:
         name = file.get("name") or file.get("title") or "file"
         team = body.get("team_id", "")
-        if Path(name).suffix.lower() not in TRAINING_SUFFIXES:
+        if not is_training_file(name):
             return
         # file_shared and message/file_share both announce one upload: check it once.
         if not repo.mark_seen(self.core.db, f"slack:{team}:file:{file.get('id')}"):

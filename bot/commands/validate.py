@@ -5,7 +5,7 @@ from pathlib import Path
 from bot.context import Context, UserError
 from bot.datasets import ingest, report_files
 from bot.router import command
-from bot.types import Button, Command, FileOut, Reply
+from bot.types import Button, Command, FileOut, Reply, Section
 from bot.validation.report import Report
 from storage import repo
 from storage.models import Dataset
@@ -19,6 +19,39 @@ def _cost_text(estimate: dict) -> str:
     return (
         f"~{estimate.get('billed_tokens', 0):,} trained tokens on {estimate.get('model')} "
         f"({estimate.get('n_epochs')} epochs): {price}."
+    )
+
+
+FORMATS = {"chat": "chat", "completion": "prompt/completion", "preference": "preference (DPO)"}
+
+
+def report_reply(report: Report, dataset: Dataset) -> Reply:
+    """The report as a headline, a block of fields, the problems and the fixes."""
+    fields = [
+        ("Examples", f"{report.n_examples:,}"),
+        ("Format", FORMATS.get(report.data_format, report.data_format)),
+    ]
+    if report.task_type:
+        fields.append(("Task", report.task_type))
+    e = report.estimate
+    if e:
+        fields.append(("Tokens", f"{e['dataset_tokens']:,} × {e['n_epochs']} epochs"))
+        fields.append(("Trained tokens", f"~{e['billed_tokens']:,}"))
+        fields.append(("Cost", "free" if not e.get("cost_usd") else f"~${e['cost_usd']:.2f}"))
+    sections = [Section(fields=fields)]
+    problems = report.top_problems(limit=10)
+    if problems:
+        sections.append(Section(title="Problems", text="\n".join(f"• {p}" for p in problems)))
+    if report.fixes:
+        sections.append(
+            Section(
+                title="Fixed file available", text="\n".join(f"• {f}" for f in report.fixes[:5])
+            )
+        )
+    return Reply(
+        text=f"{report.verdict()}: `{report.filename}` (dataset {dataset.id})",
+        sections=sections,
+        buttons=_buttons(dataset, e, bool(dataset.fixed_path)),
     )
 
 
@@ -70,20 +103,14 @@ async def validate_command(ctx: Context, cmd: Command) -> Reply:
         dataset = _stored(ctx, cmd, cmd.options["dataset"])
         if cmd.options.get("fixed", "").lower() in ("yes", "y", "true"):
             return _fixed_file(dataset)
-        estimate = dataset.report.get("estimate", {})
-        return Reply(
-            text=Report.from_dict(dataset.report).summary_text() + f"\nDataset {dataset.id}.",
-            buttons=_buttons(dataset, estimate, bool(dataset.fixed_path)),
-        )
+        return report_reply(Report.from_dict(dataset.report), dataset)
     if not cmd.attachments:
         raise UserError(
             "usage: upload the training file to this channel (or attach it to the command)"
         )
     model = cmd.options.get("model", ctx.settings.default_model)
     dataset, report = await ingest(ctx, cmd, cmd.attachments[0], model)
-    return Reply(
-        text=report.summary_text() + f"\nSaved as dataset {dataset.id}.",
-        files=report_files(dataset, report),
-        buttons=_buttons(dataset, report.estimate, report.fixed is not None),
-        thread=cmd.thread,
-    )
+    reply = report_reply(report, dataset)
+    reply.files = report_files(dataset, report)
+    reply.thread = cmd.thread
+    return reply

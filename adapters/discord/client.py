@@ -1,0 +1,324 @@
+"""The discord.py client: application commands, buttons and uploads, turned into Commands."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from collections import OrderedDict
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from adapters.discord.render import ASK, RUN, custom_id, to_parts
+from adapters.discord.sender import DiscordSender
+from adapters.downloads import download
+from bot.core import BotCore
+from bot.datasets import is_training_file
+from bot.types import Attachment, Button, Command, MessageRef, PlatformError, Reply, Target
+from storage import repo
+
+log = logging.getLogger("tuneup.discord")
+PLATFORM = "discord"
+# The ephemeral choice is made when the interaction is deferred, per command.
+EPHEMERAL = {
+    "validate": False,
+    "finetune": False,
+    "status": True,
+    "cancel": True,
+    "ask-model": False,
+    "models": True,
+    "help": True,
+}
+CONFIRM_TEXTS_KEPT = 1000
+
+
+def quoted(**options: object) -> str:
+    return " ".join(
+        f"{k}={shlex.quote(str(v))}" for k, v in options.items() if v not in (None, "", False)
+    )
+
+
+class TuneupDiscord(discord.Client):
+    def __init__(
+        self,
+        core: BotCore,
+        *,
+        guilds: list[int] | None = None,
+        file_hosts: list[str] | None = None,
+        admin_roles: list[int] | None = None,
+        upload_channels: list[int] | None = None,
+        **client_options: Any,
+    ) -> None:
+        intents = discord.Intents.default()
+        # Reading attachments of plain messages needs the privileged message content intent.
+        intents.message_content = bool(upload_channels)
+        super().__init__(intents=intents, **client_options)
+        self.core = core
+        self.guild_ids = guilds or []
+        self.file_hosts = file_hosts or ["cdn.discordapp.com", "media.discordapp.net"]
+        self.admin_roles = set(admin_roles or [])
+        self.upload_channels = set(upload_channels or [])
+        self.tree = app_commands.CommandTree(self)
+        self.sender = DiscordSender(self)
+        core.register(self.sender)
+        # Confirmation texts of buttons posted by this process; after a restart a generic one.
+        self.confirm_texts: OrderedDict[str, str] = OrderedDict()
+        register_commands(self)
+
+    async def setup_hook(self) -> None:
+        await self.sync_commands()
+
+    async def sync_commands(self) -> None:
+        """Guild commands appear at once (development); global ones can take up to an hour."""
+        if self.guild_ids:
+            for guild_id in self.guild_ids:
+                guild = discord.Object(id=guild_id)
+                self.tree.copy_global_to(guild=guild)
+                await self.tree.sync(guild=guild)
+        else:
+            await self.tree.sync()
+
+    # ----- turning interactions into commands -----
+
+    def is_admin(self, user: discord.abc.User) -> bool:
+        if not isinstance(user, discord.Member):
+            return False
+        roles = {role.id for role in user.roles}
+        return user.guild_permissions.manage_guild or bool(roles & self.admin_roles)
+
+    def attachment(self, file: discord.Attachment) -> Attachment:
+        async def fetch() -> bytes:
+            return await download(
+                file.url,
+                hosts=self.file_hosts,
+                max_bytes=self.core.settings.max_upload_bytes,
+                name=file.filename,
+            )
+
+        return Attachment(name=file.filename, size=file.size, fetch=fetch, url=file.url)
+
+    def command_for(
+        self,
+        interaction: discord.Interaction,
+        name: str,
+        text: str,
+        files: list[discord.Attachment] | None = None,
+    ) -> Command:
+        return Command(
+            platform=PLATFORM,
+            workspace=str(interaction.guild_id or "dm"),
+            channel=str(interaction.channel_id),
+            user=str(interaction.user.id),
+            user_name=interaction.user.name,
+            name=name,
+            text=text,
+            is_admin=self.is_admin(interaction.user),
+            attachments=[self.attachment(f) for f in files or []],
+        )
+
+    async def run(
+        self,
+        interaction: discord.Interaction,
+        name: str,
+        text: str = "",
+        files: list[discord.Attachment] | None = None,
+    ) -> None:
+        """Defer within Discord's 3 seconds, do the work, answer with a followup."""
+        ephemeral = EPHEMERAL.get(name, True)
+        await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+        try:
+            reply = await self.core.handle(self.command_for(interaction, name, text, files))
+        except Exception:
+            log.exception("/%s failed", name)
+            reply = Reply(text="⚠️ Something went wrong on our side. Try again.", ephemeral=True)
+        await self.answer(interaction, reply, deferred_ephemeral=ephemeral)
+
+    async def answer(
+        self, interaction: discord.Interaction, reply: Reply, *, deferred_ephemeral: bool
+    ) -> None:
+        parts = to_parts(reply)
+        self.remember_confirmations(reply.buttons)
+        kwargs: dict[str, Any] = {
+            "content": parts.content,
+            "embeds": parts.embeds,
+            "files": parts.discord_files(),
+            "allowed_mentions": discord.AllowedMentions(users=True, roles=False, everyone=False),
+        }
+        if (view := parts.view()) is not None:
+            kwargs["view"] = view
+        try:
+            if reply.ephemeral and not deferred_ephemeral:
+                # An error after a public "thinking…": replace it with a private answer.
+                await interaction.delete_original_response()
+                await interaction.followup.send(ephemeral=True, **kwargs)
+                return
+            message = await interaction.followup.send(wait=True, **kwargs)
+        except discord.HTTPException as exc:
+            log.warning("answering /%s failed: %s", interaction.command, exc.status)
+            return
+        if reply.job_id is not None and message is not None:
+            ref = MessageRef(
+                channel=str(message.channel.id),
+                id=str(message.id),
+                guild=str(interaction.guild_id or ""),
+            )
+            await self.core.reply_posted(self.sender, reply, ref)
+
+    def remember_confirmations(self, buttons: list[Button]) -> None:
+        for button in buttons:
+            if button.confirm:
+                self.confirm_texts[custom_id(button)] = button.confirm
+                while len(self.confirm_texts) > CONFIRM_TEXTS_KEPT:
+                    self.confirm_texts.popitem(last=False)
+
+    # ----- buttons and uploads -----
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        if interaction.type is not discord.InteractionType.component:
+            return
+        cid = str((interaction.data or {}).get("custom_id", ""))
+        if cid.startswith(ASK):
+            command = cid.removeprefix(ASK)
+            text = self.confirm_texts.get(cid) or f"Run `{command}`?"
+            confirm = Button(label="Yes, go ahead", command=command, style="primary")
+            await interaction.response.send_message(
+                text, view=to_parts(Reply(text="", buttons=[confirm])).view(), ephemeral=True
+            )
+        elif cid.startswith(RUN):
+            name, _, text = cid.removeprefix(RUN).lstrip("/").partition(" ")
+            await self.run(interaction, name.lower(), text)
+
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot or message.channel.id not in self.upload_channels:
+            return
+        for file in message.attachments:
+            if not is_training_file(file.filename):
+                continue
+            cmd = Command(
+                platform=PLATFORM,
+                workspace=str(message.guild.id if message.guild else "dm"),
+                channel=str(message.channel.id),
+                user=str(message.author.id),
+                user_name=message.author.name,
+                name="validate",
+                is_admin=self.is_admin(message.author),
+                attachments=[self.attachment(file)],
+            )
+            reply = await self.core.handle(cmd)
+            self.remember_confirmations(reply.buttons)
+            target = Target(platform=PLATFORM, workspace=cmd.workspace, channel=cmd.channel)
+            try:
+                await self.sender.post(target, reply)
+            except PlatformError as exc:
+                log.warning("could not post a report: %s", exc)
+
+    # ----- autocomplete from storage -----
+
+    async def job_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        with self.core.ctx.session() as session:
+            jobs = repo.jobs_for(
+                session, PLATFORM, str(interaction.guild_id or "dm"), active_only=False, limit=25
+            )
+        current = current.lower().lstrip("#")
+        return [
+            app_commands.Choice(
+                name=f"#{j.id} · {j.status} · {j.fine_tuned_model or j.base_model}"[:100],
+                value=str(j.id),
+            )
+            for j in jobs
+            if current in str(j.id) or current in (j.fine_tuned_model or j.base_model).lower()
+        ]
+
+    async def model_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        with self.core.ctx.session() as session:
+            models = repo.recent_models(session, PLATFORM, str(interaction.guild_id or "dm"))
+        names = list(dict.fromkeys([*models, self.core.settings.default_model]))
+        return [
+            app_commands.Choice(name=m[:100], value=m[:100])
+            for m in names
+            if current.lower() in m.lower()
+        ][:25]
+
+    async def dataset_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        with self.core.ctx.session() as session:
+            rows = repo.recent_datasets(session, PLATFORM, str(interaction.guild_id or "dm"))
+        return [
+            app_commands.Choice(
+                name=f"#{d.id} · {d.filename} · {d.n_examples} examples"[:100], value=str(d.id)
+            )
+            for d in rows
+            if current.lower() in f"{d.id} {d.filename}".lower()
+        ]
+
+
+def register_commands(bot: TuneupDiscord) -> None:
+    tree = bot.tree
+
+    @tree.command(name="validate", description="Check a training file: problems, tokens, cost")
+    @app_commands.describe(
+        file="JSONL, JSON, CSV, TSV, XLSX or TXT", model="target model (tokenizer, limits, price)"
+    )
+    @app_commands.autocomplete(model=bot.model_choices)
+    async def validate(
+        interaction: discord.Interaction, file: discord.Attachment, model: str | None = None
+    ) -> None:
+        await bot.run(interaction, "validate", quoted(model=model), [file])
+
+    @tree.command(name="finetune", description="Start a fine-tune on a file or a checked dataset")
+    @app_commands.describe(
+        file="training file (or pick a dataset)",
+        dataset="a dataset checked earlier",
+        model="base model",
+        epochs="passes over the data",
+        batch="batch size",
+        suffix="a name for the tuned model",
+    )
+    @app_commands.autocomplete(dataset=bot.dataset_choices, model=bot.model_choices)
+    async def finetune(
+        interaction: discord.Interaction,
+        file: discord.Attachment | None = None,
+        dataset: str | None = None,
+        model: str | None = None,
+        epochs: app_commands.Range[int, 1, 50] | None = None,
+        batch: app_commands.Range[int, 1, 256] | None = None,
+        suffix: str | None = None,
+    ) -> None:
+        text = quoted(dataset=dataset, model=model, epochs=epochs, batch=batch, suffix=suffix)
+        await bot.run(interaction, "finetune", text, [file] if file else None)
+
+    @tree.command(name="status", description="Show a job, or list the active ones")
+    @app_commands.autocomplete(job=bot.job_choices)
+    async def status(interaction: discord.Interaction, job: str | None = None) -> None:
+        await bot.run(interaction, "status", shlex.quote(job) if job else "")
+
+    @tree.command(name="cancel", description="Cancel a job (its owner or an admin)")
+    @app_commands.autocomplete(job=bot.job_choices)
+    async def cancel(interaction: discord.Interaction, job: str) -> None:
+        await bot.run(interaction, "cancel", shlex.quote(job))
+
+    @tree.command(name="ask-model", description="Ask a fine-tuned model")
+    @app_commands.describe(compare="also ask the base model, side by side")
+    @app_commands.autocomplete(model=bot.model_choices)
+    async def ask_model(
+        interaction: discord.Interaction,
+        prompt: str,
+        model: str | None = None,
+        compare: bool = False,
+    ) -> None:
+        text = f"{shlex.quote(prompt)} {quoted(model=model, compare='yes' if compare else None)}"
+        await bot.run(interaction, "ask-model", text.strip())
+
+    @tree.command(name="models", description="Base models, and the models tuned here")
+    async def models(interaction: discord.Interaction) -> None:
+        await bot.run(interaction, "models")
+
+    @tree.command(name="help", description="How to use tuneup")
+    async def help_(interaction: discord.Interaction, command: str | None = None) -> None:
+        await bot.run(interaction, "help", shlex.quote(command) if command else "")
