@@ -31,6 +31,23 @@ EPHEMERAL = {
     "help": True,
 }
 CONFIRM_TEXTS_KEPT = 1000
+# What the bot needs in a channel; the README's invite URL carries this integer.
+PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    send_messages_in_threads=True,
+    create_public_threads=True,
+    embed_links=True,
+    attach_files=True,
+    read_message_history=True,
+    use_application_commands=True,
+)
+
+
+def invite_url(application_id: int) -> str:
+    return discord.utils.oauth_url(
+        application_id, permissions=PERMISSIONS, scopes=("bot", "applications.commands")
+    )
 
 
 def quoted(**options: object) -> str:
@@ -78,6 +95,12 @@ class TuneupDiscord(discord.Client):
                 await self.tree.sync(guild=guild)
         else:
             await self.tree.sync()
+
+    async def on_ready(self) -> None:
+        if self.application_id:
+            log.warning(
+                "tuneup is connected to Discord; invite it with %s", invite_url(self.application_id)
+            )
 
     # ----- turning interactions into commands -----
 

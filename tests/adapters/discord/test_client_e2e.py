@@ -241,3 +241,15 @@ async def test_finetune_button_thread_progress_summary(
         not path.startswith("/webhooks") for method, path, _ in fake.requests if method == "PATCH"
     )
     assert fake.errors == []
+
+
+def test_readme_invite_url_carries_the_permissions_the_bot_needs() -> None:
+    from adapters.discord.client import PERMISSIONS, invite_url
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    assert f"permissions={PERMISSIONS.value}" in readme
+    assert invite_url(42).endswith(
+        f"scope=bot+applications.commands&permissions={PERMISSIONS.value}"
+    )
+    assert PERMISSIONS.create_public_threads and PERMISSIONS.attach_files
