@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
-from collections import Counter
+from array import array
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from bot.validation import chat, legacy
 from bot.validation.readers import Unreadable, iter_rows
@@ -18,7 +20,8 @@ MIN_EXAMPLES = 10
 RECOMMENDED_EXAMPLES = 100
 RECOMMENDED_PER_CLASS = 100
 MAX_VALID_EXAMPLES = 1000
-TOKEN_BATCH = 2048
+MAX_LABELS = 1000
+MAX_LINES_KEPT = 20
 
 
 def default_epochs(n: int) -> int:
@@ -118,14 +121,14 @@ def validate_file(
     encoding = encoding_for(model)
     limit = token_limit(model)
     stats = chat.ChatStats()
-    pending: list[tuple[list[str], list[str], list[str]]] = []
-    kept_lines: list[int] = []
+    counter = chat.TokenCounter(encoding)
+    # Per usable example, compact arrays only, so memory does not grow with the file's text.
+    kept_lines = array("I")
+    hashes = array("q")
+    label_ids = array("i")
+    label_index: dict[str, int] = {}
     legacy_rows: list[tuple[int, dict[str, Any]]] = []
-    chat_keep: list[tuple[int, Any]] = []
-    seen: dict[bytes, int] = {}
-    labels: Counter[str] = Counter()
     detected: str | None = None
-    keep_rows_for_fix = size <= 200 * 2**20
     try:
         for line, row in iter_rows(path, filename, report):
             report.n_examples += 1
@@ -151,37 +154,17 @@ def validate_file(
             if fmt == "preference":
                 if _check_preference(row, line, report):
                     kept_lines.append(line)
-                    if keep_rows_for_fix:
-                        chat_keep.append((line, row))
                 continue
-            texts = chat.check_example(row, line, report, stats)
-            if texts is None:
+            checked = chat.check_example(row, line, report, stats)
+            if checked is None:
                 continue
-            digest = hashlib.blake2b(
-                json.dumps(row["messages"], sort_keys=True).encode(), digest_size=8
-            ).digest()
-            if digest in seen:
-                report.add(
-                    "duplicates", "warning", "Duplicate examples (removed in the fixed file)", line
-                )
-                continue
-            seen[digest] = line
-            keys = [k for m in row["messages"] for k in m]
-            assistant = chat.assistant_texts(row)
-            if assistant and len(assistant[-1]) <= 40 and len(assistant[-1].split()) <= 3:
-                labels[assistant[-1].strip()] += 1
-            pending.append((texts, assistant, keys))
+            counter.count(checked, stats)
+            hashes.append(hash(tuple(checked.texts)))
+            label_ids.append(_label_id(checked.label, label_index))
             kept_lines.append(line)
-            if keep_rows_for_fix:
-                chat_keep.append((line, row))
-            if len(pending) >= TOKEN_BATCH:
-                chat.count_tokens(encoding, pending, stats)
-                pending = []
     except Unreadable as exc:
         report.add("unreadable", "error", f"Can't read `{filename}`: {exc}")
         return report
-    if pending:
-        chat.count_tokens(encoding, pending, stats)
     report.data_format = detected or "unknown"
 
     fixed_rows: list[tuple[int, dict[str, Any]]] = []
@@ -190,18 +173,13 @@ def validate_file(
         for _, r in fixed_rows:
             stats.total_tokens.append(len(encoding.encode_ordinary(r["prompt"] + r["completion"])))
             stats.assistant_tokens.append(len(encoding.encode_ordinary(r["completion"])))
-        labels = Counter(report.class_counts)
-    else:
-        fixed_rows = chat_keep
-        if (
-            detected == "chat"
-            and len(labels) > 1
-            and len(labels) <= max(2, len(kept_lines) // 3)
-            and sum(labels.values()) == len(kept_lines)
-        ):
-            report.task_type = "classification"
-            report.class_counts = dict(labels.most_common())
+    elif detected == "chat":
+        kept_lines, label_ids = _drop_duplicates(report, stats, kept_lines, hashes, label_ids)
+        _detect_classification(report, label_ids, label_index)
     n_usable = len(fixed_rows) if detected == "completion" else len(kept_lines)
+    totals = (
+        np.frombuffer(stats.total_tokens, dtype=np.uint32) if stats.total_tokens else np.zeros(0)
+    )
     report.stats["usable_examples"] = n_usable
 
     if report.n_examples == 0:
@@ -243,18 +221,15 @@ def validate_file(
                 "missing_user", "info", f"{stats.missing_user} example(s) have no user message"
             )
     report.stats["tokens_per_example"] = _distribution(stats.total_tokens)
-    too_long = [
-        kept_lines[i] for i, n in enumerate(stats.total_tokens) if n > limit and i < len(kept_lines)
-    ]
-    for line in too_long:
-        report.add(
-            "too_long",
-            "warning",
-            f"Example is over the {limit:,}-token limit of {model} and will be truncated",
-            line,
-        )
-
-    dataset_tokens = sum(min(limit, n) for n in stats.total_tokens)
+    if detected != "completion":
+        for i in np.nonzero(totals > limit)[0][: 10 * MAX_LINES_KEPT].tolist():
+            report.add(
+                "too_long",
+                "warning",
+                f"Example is over the {limit:,}-token limit of {model} and will be truncated",
+                kept_lines[i],
+            )
+    dataset_tokens = int(np.minimum(totals, limit).sum())
     epochs = default_epochs(n_usable)
     price = (prices or {}).get(model.removeprefix("ft:").split(":")[0].split("/")[-1], 0.0)
     report.estimate = {
@@ -266,10 +241,80 @@ def validate_file(
         "price_per_million": price,
         "cost_usd": round(dataset_tokens * epochs * price / 1e6, 4),
     }
+    if detected != "completion":
+        # A second streaming pass, only when it is needed: the rows themselves are not kept.
+        needed = validation_path is not None or _needs_fix(report, n_usable)
+        fixed_rows = list(_rows_at(path, filename, kept_lines)) if needed else []
     if validation_path is not None and detected in ("chat", "completion"):
         _check_overlap(fixed_rows, validation_path, report)
     _write_fixes(report, fixed_rows, detected)
     return report
+
+
+def _label_id(label: str | None, index: dict[str, int]) -> int:
+    """-1: no short reply; -2: too many distinct replies to be a classification task."""
+    if label is None:
+        return -1
+    found = index.get(label)
+    if found is None:
+        if len(index) >= MAX_LABELS:
+            return -2
+        found = index[label] = len(index)
+    return found
+
+
+def _drop_duplicates(
+    report: Report, stats: chat.ChatStats, kept: array, hashes: array, label_ids: array
+) -> tuple[array, array]:
+    """Mark every repeat of an earlier example and drop it from the statistics."""
+    if not hashes:
+        return kept, label_ids
+    values = np.frombuffer(hashes, dtype=np.int64)
+    order = np.argsort(values, kind="stable")
+    repeat = np.zeros(len(values), dtype=bool)
+    repeat[order[1:]] = values[order[1:]] == values[order[:-1]]
+    if not repeat.any():
+        return kept, label_ids
+    lines = np.frombuffer(kept, dtype=np.uint32)
+    for line in lines[repeat].tolist():
+        report.add("duplicates", "warning", "Duplicate examples (removed in the fixed file)", line)
+    keep = ~repeat
+
+    def filtered(values: array, dtype: Any) -> array:
+        return array(values.typecode, np.frombuffer(values, dtype=dtype)[keep].tobytes())
+
+    stats.total_tokens = filtered(stats.total_tokens, np.uint32)
+    stats.assistant_tokens = filtered(stats.assistant_tokens, np.uint32)
+    stats.n_messages = filtered(stats.n_messages, np.uint32)
+    return filtered(kept, np.uint32), filtered(label_ids, np.int32)
+
+
+def _detect_classification(report: Report, label_ids: array, index: dict[str, int]) -> None:
+    ids = np.frombuffer(label_ids, dtype=np.int32) if label_ids else np.zeros(0, np.int32)
+    if len(ids) == 0 or (ids < 0).any():
+        return
+    counts = np.bincount(ids, minlength=len(index))
+    names = list(index)
+    present = {names[i]: int(c) for i, c in enumerate(counts) if c}
+    if 1 < len(present) <= max(2, len(ids) // 3):
+        report.task_type = "classification"
+        report.class_counts = dict(sorted(present.items(), key=lambda kv: -kv[1]))
+
+
+def _needs_fix(report: Report, n_usable: int) -> bool:
+    return report.n_examples - n_usable > 0 or "bom" in report.issues
+
+
+def _rows_at(path: Path, filename: str, lines: array) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Re-read just the rows at `lines` (ascending), in order."""
+    wanted = iter(lines)
+    target = next(wanted, None)
+    for line, row in iter_rows(path, filename, Report(filename)):
+        if target is None:
+            return
+        if line == target:
+            yield line, row
+            target = next(wanted, None)
 
 
 def _key(row: dict[str, Any]) -> str:
