@@ -24,7 +24,45 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CACHE = ROOT / ".cache" / "bench"
-WORDS = ["the", "a", "model", "answer", "question", "customer", "order", "refund", "shipping", "account", "password", "reset", "please", "thanks", "help", "error", "billing", "invoice", "upgrade", "plan", "team", "channel", "file", "upload", "training", "data", "token", "limit", "example", "format", "label", "positive", "negative", "neutral", "review", "product", "service"]
+WORDS = [
+    "the",
+    "a",
+    "model",
+    "answer",
+    "question",
+    "customer",
+    "order",
+    "refund",
+    "shipping",
+    "account",
+    "password",
+    "reset",
+    "please",
+    "thanks",
+    "help",
+    "error",
+    "billing",
+    "invoice",
+    "upgrade",
+    "plan",
+    "team",
+    "channel",
+    "file",
+    "upload",
+    "training",
+    "data",
+    "token",
+    "limit",
+    "example",
+    "format",
+    "label",
+    "positive",
+    "negative",
+    "neutral",
+    "review",
+    "product",
+    "service",
+]
 
 
 def generate(n: int) -> Path:

@@ -40,6 +40,8 @@ class ChatRequest(BaseModel):
     top_logprobs: int | None = Field(None, ge=0, le=20)
     n: int = Field(1, ge=1, le=1)
     seed: int | None = None
+    # vLLM's extension: generate at least this many tokens before stopping at end-of-text.
+    min_tokens: int = Field(0, ge=0)
 
 
 class CompletionRequest(BaseModel):
@@ -55,6 +57,8 @@ class CompletionRequest(BaseModel):
     stream: bool = False
     n: int = Field(1, ge=1, le=1)
     seed: int | None = None
+    # vLLM's extension: generate at least this many tokens before stopping at end-of-text.
+    min_tokens: int = Field(0, ge=0)
 
 
 def _stops(stop: str | list[str] | None) -> list[str]:
@@ -306,6 +310,7 @@ def build_router(settings: EngineSettings, store: Store, pool: ModelPool) -> API
             top_logprobs=body.top_logprobs or 0,
             want_logprobs=body.logprobs,
             seed=body.seed,
+            min_new_tokens=body.min_tokens,
         )
         return {
             "id": completion_id,
@@ -363,6 +368,7 @@ def build_router(settings: EngineSettings, store: Store, pool: ModelPool) -> API
                 top_logprobs=body.logprobs or 0,
                 want_logprobs=body.logprobs is not None,
                 seed=body.seed,
+                min_new_tokens=body.min_tokens,
             )
             prompt_total += gen.prompt_tokens
             completion_total += len(gen.token_ids)

@@ -44,6 +44,7 @@ def generate(
     top_logprobs: int = 0,
     want_logprobs: bool = False,
     seed: int | None = None,
+    min_new_tokens: int = 0,
 ) -> Generated:
     device = next(model.parameters()).device
     if seed is not None:
@@ -57,6 +58,8 @@ def generate(
         "return_dict_in_generate": True,
         "output_scores": want_logprobs,
     }
+    if min_new_tokens:
+        kwargs["min_new_tokens"] = min(min_new_tokens, max_new_tokens)
     if sample:
         kwargs.update(temperature=temperature, top_p=top_p)
     else:

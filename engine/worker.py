@@ -27,6 +27,10 @@ def safe_dirname(model_id: str) -> str:
     return model_id.replace(":", "__").replace("/", "_")
 
 
+class EngineGone(Exception):
+    """The engine process died: stop at once and leave the job for the next engine to resume."""
+
+
 class JobRun:
     """Everything that happens to one job inside the trainer process."""
 
@@ -40,12 +44,15 @@ class JobRun:
         self.history: list[dict[str, Any]] = []
         self.started = time.monotonic()
         self.trained_tokens = 0
+        self.parent = os.getppid()
 
     # helpers
     def event(self, message: str, **kw: Any) -> None:
         self.store.add_event(self.job_id, message, **kw)
 
     def cancelled(self) -> bool:
+        if os.getppid() != self.parent:
+            raise EngineGone()
         return self.store.status_of(self.job_id) != "running"
 
     def fail(self, code: str, message: str, param: str | None = None) -> None:
@@ -403,4 +410,8 @@ def worker_main(settings: EngineSettings) -> None:
         if job is None:
             time.sleep(0.25)
             continue
-        JobRun(store, settings, job).run()
+        try:
+            JobRun(store, settings, job).run()
+        except EngineGone:
+            logging.warning("the engine went away; job %s is left for it to resume", job["id"])
+            return
