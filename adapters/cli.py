@@ -79,6 +79,7 @@ def validate(
         max_bytes=settings.max_upload_bytes,
         prices=settings.prices,
         validation_path=validation,
+        tokenizer_dirs=[settings.engine_model_cache_dir],
     )
     typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.summary_text())
     if fix and report.fixed is not None:

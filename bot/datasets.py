@@ -63,6 +63,7 @@ async def ingest(
         model=model,
         max_bytes=ctx.settings.max_upload_bytes,
         prices=prices,
+        tokenizer_dirs=[ctx.settings.engine_model_cache_dir],
     )
     fixed_path = None
     if report.fixed is not None:

@@ -98,6 +98,15 @@ class Settings(BaseSettings):
     def local_engine_url(self) -> str:
         return self.engine_url or f"http://127.0.0.1:{self.engine_port}/v1"
 
+    @property
+    def engine_model_cache_dir(self) -> Path:
+        """Where the local engine keeps its base models (and their tokenizers)."""
+        explicit = os.environ.get("TUNEUP_ENGINE_MODEL_CACHE_DIR")
+        if explicit:
+            return Path(explicit)
+        data = os.environ.get("TUNEUP_ENGINE_DATA_DIR") or str(self.data_dir / "engine")
+        return Path(data) / "base-models"
+
     def engine_env(self) -> dict[str, str]:
         """Environment for an auto-started engine: its data lives under ours."""
         env = dict(os.environ)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ import numpy as np
 from bot.validation import chat, legacy
 from bot.validation.readers import Unreadable, iter_rows
 from bot.validation.report import Report
-from bot.validation.tokens import encoding_for, token_limit
+from bot.validation.tokens import LocalTokenizer, encoding_for, is_openai_model, token_limit
 
 MIN_EXAMPLES = 10
 RECOMMENDED_EXAMPLES = 100
@@ -105,6 +105,7 @@ def validate_file(
     max_bytes: int | None = None,
     prices: dict[str, float] | None = None,
     validation_path: Path | None = None,
+    tokenizer_dirs: Sequence[Path] = (),
 ) -> Report:
     """Validate a training file. Never raises for bad data: problems end up in the report."""
     filename = filename or path.name
@@ -118,7 +119,11 @@ def validate_file(
             f"File is {size / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB",
         )
         return report
-    encoding = encoding_for(model)
+    encoding = encoding_for(model, tokenizer_dirs)
+    if not is_openai_model(model) and not isinstance(encoding, LocalTokenizer):
+        report.notes.append(
+            f"Token counts use {encoding.name}: {model}'s own tokenizer was not found here."
+        )
     limit = token_limit(model)
     stats = chat.ChatStats()
     counter = chat.TokenCounter(encoding)

@@ -6,8 +6,10 @@ import gzip
 import hashlib
 import importlib.util
 import os
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import tiktoken
 
@@ -52,10 +54,53 @@ def encoding_name(model: str) -> str:
     return "o200k_base"
 
 
+OPENAI_FAMILIES = ("gpt-", "davinci", "babbage", "o1", "o3", "o4", "text-embedding")
+
+
+def is_openai_model(model: str) -> bool:
+    return model.removeprefix("ft:").split("/")[-1].startswith(OPENAI_FAMILIES)
+
+
+class LocalTokenizer:
+    """A local model's own tokenizer (tokenizer.json), with tiktoken's counting interface."""
+
+    def __init__(self, path: Path, model: str) -> None:
+        from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_file(str(path))
+        self.name = f"{model} tokenizer"
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        return self._tokenizer.encode(text, add_special_tokens=False).ids
+
+
+def base_of(model: str) -> str:
+    """`ft:smollm2-135m-instruct:local:x:1234` → `smollm2-135m-instruct`."""
+    return model.removeprefix("ft:").split(":")[0].split("/")[-1]
+
+
+def encoding_for(model: str, tokenizer_dirs: Sequence[Path] = ()) -> Any:
+    """tiktoken for OpenAI models; a local model's own tokenizer when one is found."""
+    if not is_openai_model(model):
+        for directory in tokenizer_dirs:
+            path = Path(directory) / base_of(model) / "tokenizer.json"
+            if path.exists():
+                try:
+                    return _local(path, model)
+                except (ImportError, OSError, ValueError):
+                    break
+    return _tiktoken(encoding_name(model))
+
+
 @cache
-def encoding_for(model: str) -> tiktoken.Encoding:
+def _local(path: Path, model: str) -> LocalTokenizer:
+    return LocalTokenizer(path, base_of(model))
+
+
+@cache
+def _tiktoken(name: str) -> tiktoken.Encoding:
     prime_offline_cache()
-    return tiktoken.get_encoding(encoding_name(model))
+    return tiktoken.get_encoding(name)
 
 
 # Token limits per training example, by model family.
@@ -65,6 +110,10 @@ def token_limit(model: str) -> int:
         return 2048
     if name.startswith("gpt-3.5"):
         return 16385
-    if name.startswith(("gpt-4o", "gpt-4.1")):
-        return 65536
-    return 4096  # the local engine's default model works in 1k-8k windows
+    if is_openai_model(model):
+        return 65536  # gpt-4o, gpt-4.1 and newer
+    return LOCAL_MAX_TOKENS
+
+
+# The local engine truncates examples at TUNEUP_ENGINE_MAX_SEQ_LEN (1024 by default).
+LOCAL_MAX_TOKENS = int(os.environ.get("TUNEUP_ENGINE_MAX_SEQ_LEN", "1024"))

@@ -263,3 +263,41 @@ def test_fuzz_never_crashes(
     report = validate_file(path)
     assert isinstance(report.summary_text(), str)
     json.dumps(report.to_dict())
+
+
+def test_local_models_are_counted_with_their_own_tokenizer(tmp_path: Path) -> None:
+    from tests.conftest import model_cache
+
+    cache = Path(model_cache())
+    if not (cache / "smollm2-135m-instruct" / "tokenizer.json").exists():
+        pytest.skip("the engine has not cached its base model here yet")
+    data = tmp_path / "t.jsonl"
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"Say {i}"},
+                {"role": "assistant", "content": "ok"},
+            ]
+        }
+        for i in range(12)
+    ]
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    local = validate_file(data, model="smollm2-135m-instruct", tokenizer_dirs=[cache])
+    assert local.estimate["encoding"] == "smollm2-135m-instruct tokenizer"
+    assert not local.notes
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(cache / "smollm2-135m-instruct" / "tokenizer.json"))
+    expected = sum(
+        sum(
+            len(tok.encode(v, add_special_tokens=False).ids)
+            for m in r["messages"]
+            for v in m.values()
+        )
+        + 3 * 2
+        + 3
+        for r in rows
+    )
+    assert local.estimate["dataset_tokens"] == expected
+    fallback = validate_file(data, model="smollm2-135m-instruct")
+    assert fallback.estimate["encoding"] == "o200k_base" and "not found" in fallback.notes[0]
