@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The dequantized base model is cached here and shared by the demo and the tests.
 export TUNEUP_ENGINE_MODEL_CACHE_DIR ?= $(CURDIR)/.cache/models
 
-.PHONY: setup demo console test lint clean
+.PHONY: setup demo console test lint bench contract clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,22 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+# Benchmarks print figures; they are not pass/fail tests.
+bench: setup
+	$(PY) bench/engine_train.py
+	$(PY) bench/poller.py
+	$(PY) bench/validate.py
+	$(PY) bench/slack_ack.py
+
+# The engine against OpenAI's published OpenAPI spec (list/create operations), with schemathesis.
+# Fetch the spec once, e.g.:
+#   curl -L -o .cache/openai-openapi.yaml https://raw.githubusercontent.com/openai/openai-openapi/manual_spec/openapi.yaml
+OPENAI_SPEC ?= .cache/openai-openapi.yaml
+contract: setup
+	@test -e $(OPENAI_SPEC) || case "$(OPENAI_SPEC)" in http*) ;; *) echo "No spec at $(OPENAI_SPEC): fetch OpenAI's openapi.yaml (see the Makefile) or pass OPENAI_SPEC=path-or-url"; exit 2;; esac
+	$(PY) -m pip install -q "schemathesis>=4.3,<5"
+	$(PY) -m tests.contract.openai_spec $(OPENAI_SPEC)
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

@@ -1,0 +1,63 @@
+"""Contract check: schemathesis against the running engine, driven by OpenAI's OpenAPI spec.
+
+`make contract` runs it. It starts an engine, then runs `st run SPEC` on the list/create
+operations the engine implements, selected with --include-operation-id, with schemathesis's
+checks for server errors, status codes and response schema conformance.
+
+    python -m tests.contract.openai_spec SPEC [--operations id,id,...] [--max-examples N]
+
+SPEC is OpenAI's published spec (github.com/openai/openai-openapi, `openapi.yaml`), a local path
+or a URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from tests.conftest import ENGINE_KEY, free_port, start_engine, stop_engine
+
+OPERATIONS = (
+    "createFile",
+    "listFiles",
+    "retrieveFile",
+    "createFineTuningJob",
+    "listPaginatedFineTuningJobs",
+    "retrieveFineTuningJob",
+    "listFineTuningEvents",
+    "listFineTuningJobCheckpoints",
+    "listModels",
+    "retrieveModel",
+)
+CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("spec")
+    parser.add_argument("--operations", default=",".join(OPERATIONS))
+    parser.add_argument("--max-examples", type=int, default=25)
+    args = parser.parse_args()
+    st = shutil.which("st", path=str(Path(sys.executable).parent)) or "st"
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "engine"
+        data.mkdir()
+        port = free_port()
+        engine = start_engine(data, port)
+        try:
+            command = [st, "run", args.spec, "--url", f"http://127.0.0.1:{port}/v1"]
+            command += ["--header", f"Authorization: Bearer {ENGINE_KEY}"]
+            command += ["--checks", CHECKS, "--max-examples", str(args.max_examples)]
+            for operation in args.operations.split(","):
+                command += ["--include-operation-id", operation]
+            return subprocess.run(command).returncode
+        finally:
+            stop_engine(engine)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
