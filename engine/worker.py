@@ -77,6 +77,8 @@ class JobRun:
             self._run()
         except DataError as exc:
             self.fail("invalid_file", str(exc), exc.param)
+        except EngineGone:
+            raise  # not this job's failure: the next engine resumes it
         except Exception as exc:
             log.exception("job %s crashed", self.job_id)
             self.fail("internal_error", f"training stopped unexpectedly: {exc}")
