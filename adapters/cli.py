@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import typer
@@ -97,17 +98,23 @@ def validate(
     raise typer.Exit(0 if report.ok else 1)
 
 
+def _run_platform(
+    main: Callable[[Settings], Awaitable[None]], setup_error: type[Exception]
+) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    try:
+        asyncio.run(main(Settings()))
+    except setup_error as exc:
+        typer.echo(f"⚠️ {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def slack() -> None:
     """Run the Slack bot: Socket Mode with TUNEUP_SLACK_APP_TOKEN, else HTTP on TUNEUP_SLACK_PORT."""
     from adapters.slack.run import SlackSetupError, run_slack
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    try:
-        asyncio.run(run_slack(Settings()))
-    except SlackSetupError as exc:
-        typer.echo(f"⚠️ {exc}", err=True)
-        raise typer.Exit(2) from None
+    _run_platform(run_slack, SlackSetupError)
 
 
 @app.command()
@@ -115,12 +122,7 @@ def discord() -> None:
     """Run the Discord bot (needs TUNEUP_DISCORD_TOKEN)."""
     from adapters.discord.run import DiscordSetupError, run_discord
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    try:
-        asyncio.run(run_discord(Settings()))
-    except DiscordSetupError as exc:
-        typer.echo(f"⚠️ {exc}", err=True)
-        raise typer.Exit(2) from None
+    _run_platform(run_discord, DiscordSetupError)
 
 
 if __name__ == "__main__":

@@ -160,16 +160,8 @@ class TuneupDiscord(discord.Client):
     async def answer(
         self, interaction: discord.Interaction, reply: Reply, *, deferred_ephemeral: bool
     ) -> None:
-        parts = to_parts(reply)
         self.remember_confirmations(reply.buttons)
-        kwargs: dict[str, Any] = {
-            "content": parts.content,
-            "embeds": parts.embeds,
-            "files": parts.discord_files(),
-            "allowed_mentions": discord.AllowedMentions(users=True, roles=False, everyone=False),
-        }
-        if (view := parts.view()) is not None:
-            kwargs["view"] = view
+        kwargs = to_parts(reply).message_kwargs()
         try:
             if reply.ephemeral and not deferred_ephemeral:
                 # An error after a public "thinking…": replace it with a private answer.

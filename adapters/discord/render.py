@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from typing import Any
 
 import discord
 
@@ -32,6 +33,18 @@ class Parts:
 
     def discord_files(self) -> list[discord.File]:
         return [discord.File(io.BytesIO(f.data), filename=f.name) for f in self.files]
+
+    def message_kwargs(self) -> dict[str, Any]:
+        """Arguments for `send`/`followup.send`: only users can be mentioned, never roles."""
+        kwargs: dict[str, Any] = {
+            "content": self.content,
+            "embeds": self.embeds,
+            "files": self.discord_files(),
+            "allowed_mentions": discord.AllowedMentions(users=True, roles=False, everyone=False),
+        }
+        if (view := self.view()) is not None:
+            kwargs["view"] = view
+        return kwargs
 
     def view(self) -> discord.ui.View | None:
         if not self.buttons:

@@ -39,18 +39,9 @@ class DiscordSender:
         return self.client.get_partial_messageable(int(channel_id), guild_id=guild_id)
 
     async def post(self, target: Target, reply: Reply) -> MessageRef:
-        parts = to_parts(reply)
         channel = self._channel(target.thread or target.channel, target.workspace)
-        kwargs: dict = {
-            "content": parts.content,
-            "embeds": parts.embeds,
-            "files": parts.discord_files(),
-            "allowed_mentions": discord.AllowedMentions(users=True, roles=False, everyone=False),
-        }
-        if (view := parts.view()) is not None:
-            kwargs["view"] = view
         try:
-            message = await channel.send(**kwargs)
+            message = await channel.send(**to_parts(reply).message_kwargs())
         except ERRORS as exc:
             raise platform_error(exc) from None
         return MessageRef(

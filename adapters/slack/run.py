@@ -21,7 +21,7 @@ class SlackSetupError(Exception):
     pass
 
 
-def build_bot(core: BotCore, settings: Settings, *, socket_mode: bool) -> SlackBot:
+def check_settings(settings: Settings, *, socket_mode: bool) -> None:
     if settings.slack_bot_token is None:
         raise SlackSetupError(
             "TUNEUP_SLACK_BOT_TOKEN is not set. Create the app from adapters/slack_manifest.yml, "
@@ -32,6 +32,11 @@ def build_bot(core: BotCore, settings: Settings, *, socket_mode: bool) -> SlackB
             "HTTP mode needs TUNEUP_SLACK_SIGNING_SECRET (Basic Information → Signing Secret), "
             "or set TUNEUP_SLACK_APP_TOKEN (xapp-…) to use Socket Mode."
         )
+
+
+def build_bot(core: BotCore, settings: Settings, *, socket_mode: bool) -> SlackBot:
+    check_settings(settings, socket_mode=socket_mode)
+    assert settings.slack_bot_token is not None
     secret = settings.slack_signing_secret
     return SlackBot(
         core,
@@ -63,6 +68,7 @@ async def serve_http(bot: SlackBot, host: str, port: int) -> web.AppRunner:
 
 async def run_slack(settings: Settings) -> None:
     socket_mode = settings.slack_app_token is not None
+    check_settings(settings, socket_mode=socket_mode)
     core = BotCore(settings)
     bot = build_bot(core, settings, socket_mode=socket_mode)
     stop = asyncio.Event()
