@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+import aiohttp
 from aiohttp import web
 
 BOT_TOKEN = "xoxb-1111-2222-secret-bot-token"
+APP_TOKEN = "xapp-1-A1-3333-secret-app-token"
 BLOCK_TYPES = {"section", "actions", "context", "divider", "header", "image", "rich_text"}
 
 
@@ -54,6 +56,9 @@ class SlackApiFake:
         self._ts = itertools.count(1)
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
+        # Socket Mode: the websocket the app opened, and what it sent back (acks)
+        self.socket: web.WebSocketResponse | None = None
+        self.socket_acks: list[dict[str, Any]] = []
 
     # ----- helpers -----
 
@@ -123,6 +128,11 @@ class SlackApiFake:
         if method in self.fail_next and self.fail_next[method]:
             status, headers, body = self.fail_next[method].pop(0)
             return web.json_response(body, status=status, headers=headers)
+        if method == "apps.connections.open":
+            if request.headers.get("Authorization") != f"Bearer {APP_TOKEN}":
+                return web.json_response({"ok": False, "error": "invalid_auth"})
+            url = self.base.replace("http", "ws") + "link/?ticket=t1"
+            return web.json_response({"ok": True, "url": url})
         if request.headers.get("Authorization") != f"Bearer {BOT_TOKEN}":
             return web.json_response({"ok": False, "error": "invalid_auth"})
         handler = getattr(self, "m_" + method.replace(".", "_"), None)
@@ -257,6 +267,35 @@ class SlackApiFake:
         state["data"] = data
         return web.Response(text=f"OK - {len(data)}", content_type="text/plain")
 
+    async def link(self, request: web.Request) -> web.WebSocketResponse:
+        """Socket Mode: hello, then envelopes pushed by the test; acks are recorded."""
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.socket = ws
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": 1,
+                "connection_info": {"app_id": "A1"},
+                "debug_info": {"host": "fake", "approximate_connection_time": 3600},
+            }
+        )
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                self.socket_acks.append(json.loads(msg.data))
+        return ws
+
+    async def push(self, envelope_type: str, payload: dict[str, Any], envelope_id: str) -> None:
+        assert self.socket is not None, "the app has not connected in Socket Mode"
+        await self.socket.send_json(
+            {
+                "envelope_id": envelope_id,
+                "type": envelope_type,
+                "payload": payload,
+                "accepts_response_payload": envelope_type != "events_api",
+            }
+        )
+
     async def hook(self, request: web.Request) -> web.Response:
         self.hooks.append(await request.json())
         return web.Response(text="ok")
@@ -267,6 +306,7 @@ class SlackApiFake:
         app.router.add_get("/files-pri/{team_file}/{tail:.*}", self.download)
         app.router.add_post("/upload/{fid}", self.upload)
         app.router.add_post("/hooks/{tail:.*}", self.hook)
+        app.router.add_get("/link/", self.link)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)

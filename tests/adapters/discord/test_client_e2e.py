@@ -253,3 +253,50 @@ def test_readme_invite_url_carries_the_permissions_the_bot_needs() -> None:
         f"scope=bot+applications.commands&permissions={PERMISSIONS.value}"
     )
     assert PERMISSIONS.create_public_threads and PERMISSIONS.attach_files
+
+
+async def test_rate_limit_is_waited_out_and_posted_once(discord_env: DiscordEnv) -> None:
+    from bot.types import Target
+
+    env = discord_env
+    env.fake.fail_next.append(
+        (
+            429,
+            {"message": "You are being rate limited.", "retry_after": 0.2, "global": False},
+            {"Retry-After": "0.2", "X-RateLimit-Scope": "user", "Via": "1.1 google"},
+        )
+    )
+    target = Target(platform="discord", workspace=str(GUILD_ID), channel=str(CHANNEL_ID))
+    await env.client.sender.post(target, Reply(text="after the limit"))
+    posts = [r for r in env.fake.requests if r[0] == "POST" and r[1].endswith("/messages")]
+    assert len(posts) == 2  # refused once, then sent
+    assert [m.content for m in env.fake.in_channel(CHANNEL_ID)] == ["after the limit"]
+
+
+async def test_commands_sync_to_configured_guilds(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from adapters.discord.client import TuneupDiscord
+    from bot.core import BotCore
+    from bot.settings import Settings
+    from tests.fakes.discord_api import DiscordFake
+
+    fake = await DiscordFake().start()
+    fake.patch(monkeypatch)
+    core = BotCore(
+        Settings(data_dir=tmp_path, engine_url="http://127.0.0.1:9/v1", engine_autostart=False)
+    )
+    client = TuneupDiscord(core, guilds=[GUILD_ID], guild_ready_timeout=0.05)
+    task = asyncio.create_task(client.start(BOT_TOKEN))
+    try:
+        await asyncio.wait_for(client.wait_until_ready(), 15)
+        synced = await wait_for(lambda: fake.commands.get(str(GUILD_ID)))
+        assert {c["name"] for c in synced} >= {"validate", "finetune", "cancel"}
+        assert "global" not in fake.commands or not fake.commands["global"]
+    finally:
+        await client.close()
+        task.cancel()
+        await core.stop()
+        await fake.stop()
