@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+REFERENCE_DATA = ROOT / "tests" / "data"
 ENGINE_KEY = "test-engine-key"
 
 
@@ -80,10 +80,10 @@ def openai_client(engine_url: str):  # type: ignore[no-untyped-def]
     )
 
 
-def shared_file(name: str) -> Path:
-    path = SHARED_DATA / name
-    if not path.exists():
-        pytest.skip(f"reference data {name} is not available here (needs ../shared/data)")
+def reference_file(name: str) -> Path:
+    """One of the cookbook's public example files in tests/data."""
+    path = REFERENCE_DATA / name
+    assert path.exists(), f"tests/data/{name} is missing"
     return path
 
 

@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.validation import default_epochs, validate_file
-from tests.conftest import shared_file
+from tests.conftest import reference_file
 
 
 def test_dbpedia_matches_prepare_data() -> None:
-    r = validate_file(shared_file("dbpedia_samples.jsonl"), model="babbage-002")
+    r = validate_file(reference_file("dbpedia_samples.jsonl"), model="babbage-002")
     assert r.data_format == "completion" and r.n_examples == 200
     # 14 classes in 200 rows: unique completions < n/3 -> classification
     assert r.task_type == "classification" and len(r.class_counts) == 14
@@ -31,7 +31,7 @@ def test_dbpedia_matches_prepare_data() -> None:
 
 
 def test_toy_chat_matches_the_cookbook() -> None:
-    r = validate_file(shared_file("toy_chat_fine_tuning.jsonl"), model="gpt-3.5-turbo")
+    r = validate_file(reference_file("toy_chat_fine_tuning.jsonl"), model="gpt-3.5-turbo")
     assert r.n_examples == 5 and r.data_format == "chat"
     assert not any(
         i.code
@@ -55,7 +55,7 @@ def test_toy_chat_matches_the_cookbook() -> None:
 
 
 def test_drone_tool_calling_is_valid() -> None:
-    r = validate_file(shared_file("drone_training.jsonl"), model="gpt-4o-mini")
+    r = validate_file(reference_file("drone_training.jsonl"), model="gpt-4o-mini")
     assert r.n_examples == 87
     assert r.errors == []
 
