@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from array import array
 from collections.abc import Iterator, Sequence
@@ -14,13 +15,13 @@ import numpy as np
 from bot.validation import chat, legacy
 from bot.validation.readers import Unreadable, iter_rows
 from bot.validation.report import Report
+from bot.validation.scan import PARALLEL_MIN_BYTES, Scan, can_fork, parallel_scan, sniff_format
 from bot.validation.tokens import LocalTokenizer, encoding_for, is_openai_model, token_limit
 
 MIN_EXAMPLES = 10
 RECOMMENDED_EXAMPLES = 100
 RECOMMENDED_PER_CLASS = 100
 MAX_VALID_EXAMPLES = 1000
-MAX_LABELS = 1000
 MAX_LINES_KEPT = 20
 
 
@@ -35,66 +36,19 @@ def default_epochs(n: int) -> int:
     return 3
 
 
-def _row_format(row: Any) -> str:
-    if not isinstance(row, dict):
-        return "invalid"
-    if "messages" in row:
-        return "chat"
-    if "preferred_output" in row or "non_preferred_output" in row:
-        return "preference"
-    if "prompt" in row or "completion" in row:
-        return "completion"
-    return "unknown"
-
-
-def _percentile(values: Any, q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return float(ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo))
-
-
 def _distribution(values: Any) -> dict[str, float]:
     if not len(values):
         return {}
-    ordered = sorted(values)
+    ordered = np.sort(np.asarray(values, dtype=np.float64))
+    median, p5, p95 = np.percentile(ordered, [50, 5, 95])
     return {
-        "min": ordered[0],
-        "max": ordered[-1],
-        "mean": round(sum(ordered) / len(ordered), 2),
-        "median": _percentile(ordered, 0.5),
-        "p5": _percentile(ordered, 0.05),
-        "p95": _percentile(ordered, 0.95),
+        "min": int(ordered[0]),
+        "max": int(ordered[-1]),
+        "mean": round(float(ordered.mean()), 2),
+        "median": float(median),
+        "p5": float(p5),
+        "p95": float(p95),
     }
-
-
-def _check_preference(row: dict[str, Any], line: int, report: Report) -> bool:
-    inp = row.get("input")
-    if (
-        not isinstance(inp, dict)
-        or not isinstance(inp.get("messages"), list)
-        or not inp["messages"]
-    ):
-        report.add("preference_input", "error", "Preference example needs `input.messages`", line)
-        return False
-    for key in ("preferred_output", "non_preferred_output"):
-        out = row.get(key)
-        if not (
-            isinstance(out, list)
-            and len(out) == 1
-            and isinstance(out[0], dict)
-            and out[0].get("role") == "assistant"
-        ):
-            report.add(
-                "preference_output",
-                "error",
-                f"`{key}` must hold exactly one assistant message",
-                line,
-            )
-            return False
-    return True
 
 
 def validate_file(
@@ -106,8 +60,12 @@ def validate_file(
     prices: dict[str, float] | None = None,
     validation_path: Path | None = None,
     tokenizer_dirs: Sequence[Path] = (),
+    workers: int | None = None,
 ) -> Report:
-    """Validate a training file. Never raises for bad data: problems end up in the report."""
+    """Validate a training file. Never raises for bad data: problems end up in the report.
+
+    `workers`: processes for a big chat JSONL file (default: one per core when that is safe).
+    """
     filename = filename or path.name
     report = Report(filename)
     size = path.stat().st_size
@@ -125,62 +83,25 @@ def validate_file(
             f"Token counts use {encoding.name}: {model}'s own tokenizer was not found here."
         )
     limit = token_limit(model)
-    stats = chat.ChatStats()
-    counter = chat.TokenCounter(encoding)
-    # Per usable example, compact arrays only, so memory does not grow with the file's text.
-    kept_lines = array("I")
-    hashes = array("q")
-    label_ids = array("i")
-    label_index: dict[str, int] = {}
-    legacy_rows: list[tuple[int, dict[str, Any]]] = []
-    detected: str | None = None
     try:
-        for line, row in iter_rows(path, filename, report):
-            report.n_examples += 1
-            fmt = _row_format(row)
-            if fmt in ("invalid", "unknown"):
-                msg = (
-                    "Example is not a JSON object"
-                    if fmt == "invalid"
-                    else "Example has no `messages`, `prompt`/`completion` or preference keys"
-                )
-                report.add(
-                    "data_type" if fmt == "invalid" else "unknown_format", "error", msg, line
-                )
-                continue
-            if detected is None:
-                detected = fmt
-            elif fmt != detected:
-                report.add("mixed_formats", "error", f"Mixes {detected} and {fmt} examples", line)
-                continue
-            if fmt == "completion":
-                legacy_rows.append((line, row))
-                continue
-            if fmt == "preference":
-                if _check_preference(row, line, report):
-                    kept_lines.append(line)
-                continue
-            checked = chat.check_example(row, line, report, stats)
-            if checked is None:
-                continue
-            counter.count(checked, stats)
-            hashes.append(hash(tuple(checked.texts)))
-            label_ids.append(_label_id(checked.label, label_index))
-            kept_lines.append(line)
+        scan = _scan(path, filename, report, encoding, size, workers)
     except Unreadable as exc:
         report.add("unreadable", "error", f"Can't read `{filename}`: {exc}")
         return report
+    report.n_examples = scan.n_examples
+    detected, stats = scan.detected, scan.stats
+    kept_lines, label_ids = scan.kept_lines, scan.label_ids
     report.data_format = detected or "unknown"
 
     fixed_rows: list[tuple[int, dict[str, Any]]] = []
     if detected == "completion":
-        fixed_rows = legacy.check_rows(legacy_rows, report)
+        fixed_rows = legacy.check_rows(scan.legacy_rows, report)
         for _, r in fixed_rows:
             stats.total_tokens.append(len(encoding.encode_ordinary(r["prompt"] + r["completion"])))
             stats.assistant_tokens.append(len(encoding.encode_ordinary(r["completion"])))
     elif detected == "chat":
-        kept_lines, label_ids = _drop_duplicates(report, stats, kept_lines, hashes, label_ids)
-        _detect_classification(report, label_ids, label_index)
+        kept_lines, label_ids = _drop_duplicates(report, stats, kept_lines, scan.hashes, label_ids)
+        _detect_classification(report, label_ids, scan.labels)
     n_usable = len(fixed_rows) if detected == "completion" else len(kept_lines)
     totals = (
         np.frombuffer(stats.total_tokens, dtype=np.uint32) if stats.total_tokens else np.zeros(0)
@@ -256,16 +177,23 @@ def validate_file(
     return report
 
 
-def _label_id(label: str | None, index: dict[str, int]) -> int:
-    """-1: no short reply; -2: too many distinct replies to be a classification task."""
-    if label is None:
-        return -1
-    found = index.get(label)
-    if found is None:
-        if len(index) >= MAX_LABELS:
-            return -2
-        found = index[label] = len(index)
-    return found
+def _scan(
+    path: Path, filename: str, report: Report, encoding: Any, size: int, workers: int | None
+) -> Scan:
+    parallel = workers if workers is not None else (os.cpu_count() or 1)
+    if (
+        parallel > 1
+        and Path(filename).suffix.lower() == ".jsonl"
+        and size >= (PARALLEL_MIN_BYTES if workers is None else 1)
+        and can_fork()
+        and sniff_format(path) == "chat"
+    ):
+        return parallel_scan(path, filename, report, encoding, parallel)
+    scan = Scan()
+    counter = chat.TokenCounter(encoding)
+    for line, row in iter_rows(path, filename, report):
+        scan.feed(line, row, report, counter)
+    return scan
 
 
 def _drop_duplicates(

@@ -37,12 +37,13 @@ class Checked(NamedTuple):
     n_messages: int
     n_names: int
     label: str | None  # a short final reply, a candidate class label
+    counted: bool = False  # the fast path already appended the token counts
 
 
 SIMPLE_ROLES = frozenset(("system", "developer", "user", "assistant"))
 
 
-def _simple(ex: Any, stats: ChatStats) -> Checked | None:
+def _simple(ex: Any, stats: ChatStats, counter: TokenCounter | None) -> Checked | None:
     """The common case, checked fast: plain {role, content} messages that pass every check.
 
     Anything else (or anything with a problem) returns None and takes the full path, which
@@ -52,7 +53,6 @@ def _simple(ex: Any, stats: ChatStats) -> Checked | None:
     if type(messages) is not list or not messages:
         return None
     texts: list[str] = []
-    mask: list[bool] = []
     seen: set[str] = set()
     previous = last = None
     for msg in messages:
@@ -66,12 +66,9 @@ def _simple(ex: Any, stats: ChatStats) -> Checked | None:
             return None  # a warning to report: the full path does it
         previous = role
         seen.add(role)
-        reply = role == "assistant"
         texts.append(role)
         texts.append(content)
-        mask.append(False)
-        mask.append(reply)
-        if reply:
+        if role == "assistant":
             last = content
     if last is None:
         return None
@@ -79,12 +76,30 @@ def _simple(ex: Any, stats: ChatStats) -> Checked | None:
     stats.missing_user += "user" not in seen
     stats.n_messages.append(len(messages))
     label = last.strip() if len(last) <= 40 and len(last.split()) <= 3 else None
-    return Checked(texts, mask, len(messages), 0, label)
+    if counter is None:
+        mask = [i % 2 == 1 and texts[i - 1] == "assistant" for i in range(len(texts))]
+        return Checked(texts, mask, len(messages), 0, label)
+    # Count here, without a mask: every other text is a role, the one after "assistant" a reply.
+    length = counter.length
+    total = mine = 0
+    for i in range(1, len(texts), 2):
+        n = length(texts[i])
+        total += n + length(texts[i - 1])
+        if texts[i - 1] == "assistant":
+            mine += n
+    stats.total_tokens.append(total + 3 * len(messages) + 3)
+    stats.assistant_tokens.append(mine)
+    return Checked(texts, [], len(messages), 0, label, counted=True)
 
 
-def check_example(ex: Any, line: int, report: Report, stats: ChatStats) -> Checked | None:
-    """Check one example; return what to count tokens of, or None when unusable."""
-    simple = _simple(ex, stats)
+def check_example(
+    ex: Any, line: int, report: Report, stats: ChatStats, counter: TokenCounter | None = None
+) -> Checked | None:
+    """Check one example; return what to count tokens of, or None when unusable.
+
+    With a `counter`, plain examples get their token counts appended to `stats` right away.
+    """
+    simple = _simple(ex, stats, counter)
     if simple is not None:
         return simple
     if not isinstance(ex, dict):
@@ -172,13 +187,14 @@ def check_example(ex: Any, line: int, report: Report, stats: ChatStats) -> Check
 class TokenCounter:
     """Cookbook token counting (3 per message, 1 per name, 3 for the reply).
 
-    One exact encode per distinct text; short texts (roles, repeated system prompts, labels) are
-    remembered. Measured on 2 cores, tiktoken's thread-pool batch API is far slower than this for
-    the short texts chat data is made of, because it pays for a future per text.
+    One exact encode per text, except that texts seen before (roles, a shared system prompt,
+    class labels) are looked up: the first MEMO_SIZE distinct ones are remembered. Measured on
+    2 cores, tiktoken's thread-pool batch API is far slower than this for the short texts chat
+    data is made of, because it pays for a future per text.
     """
 
-    MEMO_LIMIT = 200_000
-    SHORT = 64
+    MEMO_SIZE = 20_000
+    MEMO_MAX_CHARS = 8192
 
     def __init__(self, encoding: Any) -> None:
         core = getattr(encoding, "_core_bpe", None)
@@ -186,16 +202,16 @@ class TokenCounter:
         self.memo: dict[str, int] = {}
 
     def length(self, text: str) -> int:
-        if len(text) > self.SHORT:
-            return len(self.encode(text))
         n = self.memo.get(text)
         if n is None:
-            if len(self.memo) >= self.MEMO_LIMIT:
-                self.memo.clear()
-            n = self.memo[text] = len(self.encode(text))
+            n = len(self.encode(text))
+            if len(self.memo) < self.MEMO_SIZE and len(text) <= self.MEMO_MAX_CHARS:
+                self.memo[text] = n
         return n
 
     def count(self, checked: Checked, stats: ChatStats) -> None:
+        if checked.counted:
+            return
         total = mine = 0
         for text, is_reply in zip(checked.texts, checked.assistant, strict=True):
             n = self.length(text)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 
 from bot.validation.report import Report
@@ -40,8 +41,8 @@ def sniff_binary(head: bytes, suffix: str) -> str | None:
     return None
 
 
-def _decode_line(raw: bytes, number: int, report: Report) -> str | None:
-    if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+def _decode_line(raw: bytes, number: int, report: Report, first: bool = False) -> str | None:
+    if first and raw.startswith(b"\xef\xbb\xbf"):
         report.add(
             "bom",
             "warning",
@@ -56,16 +57,29 @@ def _decode_line(raw: bytes, number: int, report: Report) -> str | None:
         return None
 
 
-def iter_jsonl(path: Path, report: Report) -> Iterator[tuple[int, Any]]:
+def iter_jsonl(
+    path: Path, report: Report, *, start: int = 0, end: int | None = None, first_line: int = 1
+) -> Iterator[tuple[int, Any]]:
+    """Rows of a JSONL file, or of the line-aligned byte range [start, end) of one."""
     with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, start=1):
+        fh.seek(start)
+        remaining = end - start if end is not None else -1
+        for number, raw in enumerate(fh, start=first_line):
+            if remaining >= 0:
+                if remaining == 0:
+                    return
+                remaining -= len(raw)
             if not raw.strip():
                 continue
-            text = _decode_line(raw, number, report)
+            text = _decode_line(raw, number, report, first=start == 0 and number == 1)
             if text is None:
                 continue
             try:
-                yield number, json.loads(text)
+                try:
+                    row = orjson.loads(text)
+                except orjson.JSONDecodeError:
+                    row = json.loads(text)  # the standard library's verdict and message
+                yield number, row
             except RecursionError:
                 report.add("too_deep", "error", "JSON is nested too deeply", number)
             except json.JSONDecodeError as exc:
@@ -176,6 +190,6 @@ def iter_rows(path: Path, filename: str, report: Report) -> Iterator[tuple[int, 
         report.fixes.append("converted TXT to JSONL (each line becomes a completion)")
         with open(path, "rb") as fh:
             for number, raw in enumerate(fh, start=1):
-                text = _decode_line(raw, number, report)
+                text = _decode_line(raw, number, report, first=number == 1)
                 if text is not None and text.strip():
                     yield number, {"prompt": "", "completion": text.rstrip("\r\n")}

@@ -301,3 +301,44 @@ def test_local_models_are_counted_with_their_own_tokenizer(tmp_path: Path) -> No
     assert local.estimate["dataset_tokens"] == expected
     fallback = validate_file(data, model="smollm2-135m-instruct")
     assert fallback.estimate["encoding"] == "o200k_base" and "not found" in fallback.notes[0]
+
+
+def test_parallel_scan_gives_the_same_report_as_the_sequential_one(tmp_path: Path) -> None:
+    from bot.validation.scan import can_fork
+
+    if not can_fork():
+        pytest.skip("forking needs a single-threaded process and 2+ cores")
+    lines = []
+    for i in range(3000):
+        label = ["yes", "no", "maybe"][(i % 1700) % 3]
+        row = {
+            "messages": [
+                {"role": "user", "content": f"q {i % 1700}"},
+                {"role": "assistant", "content": label},
+            ]
+        }
+        if i % 401 == 0:
+            row["messages"][1]["role"] = "robot"  # an error
+        if i % 577 == 0:
+            row["messages"].insert(1, {"role": "user", "content": "again"})  # a warning
+        lines.append(json.dumps(row))
+        if i % 997 == 0:
+            lines.append("{not json")
+        if i % 1300 == 0:
+            lines.append("")
+    data = tmp_path / "big.jsonl"
+    data.write_bytes(b"\xef\xbb\xbf" + "\n".join(lines).encode() + b"\n")
+    sequential = validate_file(data, model="gpt-4o-mini", workers=1)
+    for workers in (2, 3):
+        parallel = validate_file(data, model="gpt-4o-mini", workers=workers)
+        assert parallel.to_dict() == sequential.to_dict()
+        assert parallel.fixed == sequential.fixed and parallel.fixed is not None
+    issues = {i["code"]: i for i in sequential.to_dict()["issues"]}
+    assert {
+        "bom",
+        "invalid_json",
+        "unrecognized_role",
+        "roles_not_alternating",
+        "duplicates",
+    } <= set(issues)
+    assert issues["duplicates"]["count"] > 1000  # repeats span the chunks of the file

@@ -1,0 +1,230 @@
+"""The streaming pass over a file's rows; for big chat JSONL files, the same pass in processes.
+
+A pass keeps compact arrays per usable example (line, token counts, a hash for duplicates, a
+label id), never the rows, so memory does not grow with the file's text. A large JSONL file is
+cut at line boundaries into one chunk per core; each chunk is scanned in a forked process with
+the real line numbers, and the chunks' results are joined in file order, so the report is the
+same as the sequential one.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import threading
+from array import array
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot.validation import chat
+from bot.validation.readers import iter_jsonl
+from bot.validation.report import MAX_LINES_KEPT, Report
+
+MAX_LABELS = 1000
+PARALLEL_MIN_BYTES = 2**20
+SNIFF_LINES = 1000
+
+
+def row_format(row: Any) -> str:
+    if not isinstance(row, dict):
+        return "invalid"
+    if "messages" in row:
+        return "chat"
+    if "preferred_output" in row or "non_preferred_output" in row:
+        return "preference"
+    if "prompt" in row or "completion" in row:
+        return "completion"
+    return "unknown"
+
+
+def check_preference(row: dict[str, Any], line: int, report: Report) -> bool:
+    inp = row.get("input")
+    if (
+        not isinstance(inp, dict)
+        or not isinstance(inp.get("messages"), list)
+        or not inp["messages"]
+    ):
+        report.add("preference_input", "error", "Preference example needs `input.messages`", line)
+        return False
+    for key in ("preferred_output", "non_preferred_output"):
+        out = row.get(key)
+        if not (
+            isinstance(out, list)
+            and len(out) == 1
+            and isinstance(out[0], dict)
+            and out[0].get("role") == "assistant"
+        ):
+            report.add(
+                "preference_output",
+                "error",
+                f"`{key}` must hold exactly one assistant message",
+                line,
+            )
+            return False
+    return True
+
+
+@dataclass
+class Scan:
+    detected: str | None = None
+    n_examples: int = 0
+    stats: chat.ChatStats = field(default_factory=chat.ChatStats)
+    kept_lines: array = field(default_factory=lambda: array("I"))
+    hashes: array = field(default_factory=lambda: array("q"))
+    label_ids: array = field(default_factory=lambda: array("i"))
+    labels: dict[str, int] = field(default_factory=dict)
+    legacy_rows: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+    def feed(self, line: int, row: Any, report: Report, counter: chat.TokenCounter) -> None:
+        self.n_examples += 1
+        fmt = row_format(row)
+        if fmt in ("invalid", "unknown"):
+            msg = (
+                "Example is not a JSON object"
+                if fmt == "invalid"
+                else "Example has no `messages`, `prompt`/`completion` or preference keys"
+            )
+            report.add("data_type" if fmt == "invalid" else "unknown_format", "error", msg, line)
+            return
+        if self.detected is None:
+            self.detected = fmt
+        elif fmt != self.detected:
+            report.add("mixed_formats", "error", f"Mixes {self.detected} and {fmt} examples", line)
+            return
+        if fmt == "completion":
+            self.legacy_rows.append((line, row))
+        elif fmt == "preference":
+            if check_preference(row, line, report):
+                self.kept_lines.append(line)
+        else:
+            checked = chat.check_example(row, line, report, self.stats, counter)
+            if checked is None:
+                return
+            counter.count(checked, self.stats)
+            self.hashes.append(hash(tuple(checked.texts)))
+            self.label_ids.append(self._label_id(checked.label))
+            self.kept_lines.append(line)
+
+    def _label_id(self, label: str | None) -> int:
+        """-1: no short reply; -2: too many distinct replies to be a classification task."""
+        if label is None:
+            return -1
+        found = self.labels.get(label)
+        if found is None:
+            if len(self.labels) >= MAX_LABELS:
+                return -2
+            found = self.labels[label] = len(self.labels)
+        return found
+
+    def shift_lines(self, report: Report, offset: int) -> None:
+        """Turn chunk-relative line numbers into file line numbers."""
+        self.kept_lines = array("I", (np.frombuffer(self.kept_lines, np.uint32) + offset).tobytes())
+        self.legacy_rows = [(line + offset, row) for line, row in self.legacy_rows]
+        for issue in report.issues.values():
+            issue.lines = [line + offset for line in issue.lines]
+
+    def join(self, other: Scan, report: Report, other_report: Report) -> None:
+        """Append a later chunk's results (its lines come after all of ours)."""
+        self.n_examples += other.n_examples
+        for code, issue in other_report.issues.items():
+            mine = report.issues.get(code)
+            if mine is None:
+                report.issues[code] = issue
+                continue
+            mine.count += issue.count
+            mine.lines.extend(issue.lines[: max(0, MAX_LINES_KEPT - len(mine.lines))])
+        for name in ("n_messages", "total_tokens", "assistant_tokens"):
+            getattr(self.stats, name).extend(getattr(other.stats, name))
+        self.stats.missing_system += other.stats.missing_system
+        self.stats.missing_user += other.stats.missing_user
+        self.kept_lines.extend(other.kept_lines)
+        self.hashes.extend(other.hashes)
+        names = list(other.labels)
+        for label_id in other.label_ids:
+            self.label_ids.append(label_id if label_id < 0 else self._label_id(names[label_id]))
+
+
+def sniff_format(path: Path) -> str | None:
+    """The format of the first row that has one, looking at the first lines only."""
+    with open(path, "rb") as fh:
+        for _, raw in zip(range(SNIFF_LINES), fh, strict=False):
+            try:
+                fmt = row_format(json.loads(raw.lstrip(b"\xef\xbb\xbf")))
+            except (ValueError, RecursionError):
+                continue
+            if fmt not in ("invalid", "unknown"):
+                return fmt
+    return None
+
+
+def can_fork() -> bool:
+    """Forking is only safe from a process with no other threads (the CLI, not the bot)."""
+    return (
+        threading.active_count() == 1
+        and "fork" in multiprocessing.get_all_start_methods()
+        and (os.cpu_count() or 1) > 1
+    )
+
+
+def chunk_bounds(path: Path, parts: int) -> list[tuple[int, int]]:
+    """(start byte, end byte) of `parts` chunks that begin and end at line boundaries."""
+    size = path.stat().st_size
+    starts = [0]
+    with open(path, "rb") as fh:
+        for i in range(1, parts):
+            fh.seek(max(starts[-1], size * i // parts))
+            fh.readline()
+            starts.append(min(fh.tell(), size))
+    ends = starts[1:] + [size]
+    return [(start, end) for start, end in zip(starts, ends, strict=True) if end > start]
+
+
+def count_lines(path: Path, start: int, end: int) -> int:
+    newlines = 0
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        remaining = end - start
+        while remaining > 0:
+            block = fh.read(min(remaining, 1 << 22))
+            if not block:
+                break
+            newlines += block.count(b"\n")
+            remaining -= len(block)
+    return newlines
+
+
+_FORKED: dict[str, Any] = {}
+
+
+def _scan_chunk(job: tuple[Path, str, int, int, str]) -> tuple[Scan, Report, int]:
+    """Scan one chunk with line numbers counted from its start; the parent shifts them."""
+    path, filename, start, end, detected = job
+    report = Report(filename)
+    scan = Scan(detected=detected)
+    counter = chat.TokenCounter(_FORKED["encoding"])
+    for line, row in iter_jsonl(path, report, start=start, end=end, first_line=1):
+        scan.feed(line, row, report, counter)
+    return scan, report, count_lines(path, start, end)
+
+
+def parallel_scan(path: Path, filename: str, report: Report, encoding: Any, workers: int) -> Scan:
+    """Scan a chat JSONL file in `workers` forked processes; results equal the sequential pass."""
+    report.file_format = "jsonl"
+    detected = sniff_format(path) or "chat"
+    jobs = [(path, filename, start, end, detected) for start, end in chunk_bounds(path, workers)]
+    _FORKED["encoding"] = encoding
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(len(jobs), mp_context=context) as pool:
+        parts = list(pool.map(_scan_chunk, jobs))
+    scan, first_report, offset = parts[0]
+    report.issues.update(first_report.issues)
+    for later, later_report, n_lines in parts[1:]:
+        later.shift_lines(later_report, offset)
+        scan.join(later, report, later_report)
+        offset += n_lines
+    return scan
