@@ -101,7 +101,8 @@ def report_files(dataset: Dataset, report: Report) -> list[FileOut]:
             mime="application/json",
         )
     ]
-    # The fixed copy itself comes from the "Download fixed file" button.
+    if report.fixed is not None:
+        files.append(FileOut(name=f"{stem}.fixed.jsonl", data=report.fixed, mime="text/plain"))
     if report.fixed_train is not None and report.fixed_valid is not None:
         files.append(
             FileOut(

@@ -169,6 +169,15 @@ class DiscordFake:
             data["resolved"] = {"attachments": {a["id"]: a for a in attachments}}
         return self._interaction(2, data, who or member(ALICE, "alice"))
 
+    def autocomplete(self, name: str, option: str, value: str) -> dict[str, Any]:
+        data = {
+            "id": snowflake(),
+            "name": name,
+            "type": 1,
+            "options": [{"name": option, "type": 3, "value": value, "focused": True}],
+        }
+        return self._interaction(4, data, member(ALICE, "alice"))
+
     def click(
         self, message: Posted, custom_id: str, who: dict[str, Any] | None = None
     ) -> dict[str, Any]:
@@ -434,6 +443,11 @@ class DiscordFake:
                 return jr({"message": "Unknown interaction", "code": 10062}, status=404)
             self.callbacks.append(payload)
             data = payload.get("data") or {}
+            if payload.get("type") == 8:  # autocomplete choices: no message
+                choices = data.get("choices")
+                if not isinstance(choices, list) or len(choices) > 25:
+                    return self._bad("autocomplete needs at most 25 choices")
+                return web.Response(status=204)
             stored = self._store(self.tokens[token], data, files, "callback")
             if isinstance(stored, str):
                 if payload.get("type") != 5:

@@ -62,12 +62,13 @@ async def test_validate_attachment_gives_report_embed_and_files(
     labels = {b["label"]: b["custom_id"] for b in report[0].buttons()}
     assert "Download fixed file" in labels
     assert "Start fine-tune" not in labels  # the broken line blocks training until fixed
-    # the fixed file, from its button
+    # the fixed file comes attached, and again from its button
+    assert report[0].files["reviews.fixed.jsonl"].count(b"\n") == 24
     await fake.dispatch("INTERACTION_CREATE", fake.click(report[0], labels["Download fixed file"]))
     fixed = await wait_for(
-        lambda: [m for m in fake.messages.values() if "reviews.fixed.jsonl" in m.files]
+        lambda: [m for m in fake.messages.values() if m.content.startswith("📎 Fixed copy")]
     )
-    assert fixed[0].files["reviews.fixed.jsonl"].count(b"\n") == 24
+    assert fixed[0].files["reviews.fixed.jsonl"] == report[0].files["reviews.fixed.jsonl"]
 
 
 async def test_bad_input_gets_specific_private_answers(discord_env: DiscordEnv) -> None:
@@ -300,3 +301,31 @@ async def test_commands_sync_to_configured_guilds(
         task.cancel()
         await core.stop()
         await fake.stop()
+
+
+async def test_job_ids_autocomplete_from_storage(discord_env: DiscordEnv) -> None:
+    env, fake = discord_env, discord_env.fake
+    with env.core.ctx.session() as session:
+        for i, (guild, status) in enumerate(
+            [(GUILD_ID, "running"), (GUILD_ID, "succeeded"), (999, "running")]
+        ):
+            repo.add(
+                session,
+                Job(
+                    provider="local",
+                    provider_job_id=f"ftjob-{i}",
+                    platform="discord",
+                    workspace=str(guild),
+                    channel=str(CHANNEL_ID),
+                    owner="4001",
+                    base_model="smollm2-135m-instruct",
+                    training_file_id="file-1",
+                    status=status,
+                ),
+            )
+        session.commit()
+    await fake.dispatch("INTERACTION_CREATE", fake.autocomplete("cancel", "job", ""))
+    answer = await wait_for(lambda: [c for c in fake.callbacks if c.get("type") == 8])
+    choices = answer[0]["data"]["choices"]
+    assert [c["value"] for c in choices] == ["2", "1"]  # newest first, this guild only
+    assert choices[0]["name"].startswith("#2 · succeeded")
