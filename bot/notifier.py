@@ -14,6 +14,7 @@ from storage.models import Job, Outbox, utcnow
 
 log = logging.getLogger("tuneup.notifier")
 MAX_ATTEMPTS = 12
+MAX_PER_RUN = 500
 
 
 class Notifier:
@@ -29,8 +30,12 @@ class Notifier:
         """Send every due notification for the registered platforms; returns how many went out."""
         async with self._lock:
             sent = 0
-            with Session(self.db, expire_on_commit=False) as session:
-                for row in repo.due_outbox(session, platforms=list(self.adapters)):
+            platforms = list(self.adapters)
+            for _ in range(MAX_PER_RUN):
+                with Session(self.db, expire_on_commit=False) as session:
+                    row = repo.claim_due(session, platforms)
+                    if row is None:
+                        break
                     if await self._deliver(session, row):
                         sent += 1
                     session.commit()
@@ -44,7 +49,8 @@ class Notifier:
         )
         try:
             if row.kind == "progress" and row.job_id is not None:
-                job = session.get(Job, row.job_id)
+                # Locked too, so two replicas never both post a job's first progress message.
+                job = session.get(Job, row.job_id, with_for_update=True)
                 if job is not None and job.thread:
                     # the job's thread may have opened after this row was queued
                     target.thread = job.thread

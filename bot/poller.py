@@ -22,6 +22,7 @@ from bot.providers import Providers
 from bot.render import job_label, progress_reply, summary_reply
 from bot.types import Reply
 from storage import repo
+from storage.db import poll_leadership
 from storage.models import Job, Outbox, utcnow
 
 log = logging.getLogger("tuneup.poller")
@@ -45,6 +46,7 @@ class CycleStats:
     requests: int = 0
     changed: int = 0
     errors: int = 0
+    skipped: bool = False  # another replica holds the polling lock
 
 
 class Poller:
@@ -66,7 +68,8 @@ class Poller:
 
     async def cycle(self, deliver: bool = True) -> CycleStats:
         async with self._lock:
-            stats = await self._poll()
+            with poll_leadership(self.db) as leader:
+                stats = await self._poll() if leader else CycleStats(skipped=True)
         if deliver:
             await self.notifier.deliver_pending()
         return stats

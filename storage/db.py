@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
@@ -52,6 +54,28 @@ def open_database(url: str) -> Engine:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     migrate(url)
     return make_engine(url)
+
+
+# Any fixed number: the key of the PostgreSQL advisory lock that elects one polling replica.
+POLL_LOCK_KEY = 7_117_005
+
+
+@contextmanager
+def poll_leadership(engine: Engine) -> Iterator[bool]:
+    """True while this process may poll: always on SQLite, for one replica on PostgreSQL."""
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    with engine.connect() as conn:
+        leader = bool(
+            conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": POLL_LOCK_KEY}).scalar()
+        )
+        try:
+            yield leader
+        finally:
+            if leader:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": POLL_LOCK_KEY})
+            conn.commit()
 
 
 def session(engine: Engine) -> Session:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -145,6 +145,43 @@ def due_outbox(
     if platforms is not None:
         query = query.where(col(Outbox.platform).in_(platforms))
     return list(session.exec(query.order_by(col(Outbox.id)).limit(limit)))
+
+
+def claim_due(session: Session, platforms: list[str], lease_seconds: float = 120) -> Outbox | None:
+    """Take the oldest due notification for `lease_seconds`, so no other replica sends it.
+
+    The claim is one conditional UPDATE (it works the same on SQLite and PostgreSQL). Delivery
+    then sets `delivered_at`, or a retry time; if this process dies, the lease runs out and
+    another replica takes the row.
+    """
+    for _ in range(10):
+        now = utcnow()
+        row = session.exec(
+            select(Outbox)
+            .where(
+                col(Outbox.delivered_at).is_(None),
+                Outbox.next_attempt_at <= now,
+                col(Outbox.platform).in_(platforms),
+            )
+            .order_by(col(Outbox.id))
+            .limit(1)
+        ).first()
+        if row is None:
+            return None
+        claimed = session.execute(
+            update(Outbox)
+            .where(
+                col(Outbox.id) == row.id,
+                col(Outbox.next_attempt_at) == row.next_attempt_at,
+                col(Outbox.delivered_at).is_(None),
+            )
+            .values(next_attempt_at=now + timedelta(seconds=lease_seconds))
+        )
+        session.commit()
+        if claimed.rowcount == 1:
+            session.refresh(row)
+            return row
+    return None
 
 
 def pending_count(session: Session) -> int:

@@ -5,11 +5,15 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
+
+from storage.db import normalize_url, open_database
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_DATA = ROOT / "tests" / "data"
@@ -95,3 +99,36 @@ def wait_for_job(client, job_id: str, timeout: float = 300):  # type: ignore[no-
             return job
         time.sleep(0.5)
     raise AssertionError(f"job {job_id} did not finish in {timeout}s")
+
+
+PG_URL = os.environ.get("TUNEUP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_schema_url() -> Iterator[str]:
+    try:
+        admin = create_engine(normalize_url(PG_URL), connect_args={"connect_timeout": 3})
+        schema = f"t_{uuid.uuid4().hex[:10]}"
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {type(exc).__name__}")
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db(request: pytest.FixtureRequest, tmp_path):  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        engine = open_database(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+        yield engine
+        engine.dispose()
+        return
+    gen = _postgres_schema_url()
+    url = next(gen)
+    engine = open_database(url)
+    yield engine
+    engine.dispose()
+    next(gen, None)
