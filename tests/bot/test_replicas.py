@@ -62,7 +62,9 @@ async def test_two_notifiers_deliver_each_row_once(db) -> None:  # type: ignore[
 
 
 async def test_only_one_replica_polls_at_a_time(db, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    settings = Settings(data_dir=tmp_path, engine_url="http://127.0.0.1:9/v1", engine_autostart=False)
+    settings = Settings(
+        data_dir=tmp_path, engine_url="http://127.0.0.1:9/v1", engine_autostart=False
+    )
     providers = Providers(settings)
     poller = Poller(db, providers, Notifier(db))
     try:

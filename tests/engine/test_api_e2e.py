@@ -111,6 +111,30 @@ def test_checkpoints_result_file_and_inference(openai_client: OpenAI, finished_j
     assert [j.id for j in jobs] == [job.id]
 
 
+def _first_loss(client: OpenAI, job_id: str) -> float:
+    events = client.fine_tuning.jobs.list_events(job_id, limit=100).data
+    steps = [e.data for e in events if isinstance(e.data, dict) and e.data.get("step") == 1]
+    return float(steps[0]["train_loss"])
+
+
+def test_continuing_from_a_tuned_model_starts_where_it_ended(
+    openai_client: OpenAI, finished_job
+) -> None:  # type: ignore[no-untyped-def]
+    f = openai_client.files.create(file=("more.jsonl", chat_rows(8)), purpose="fine-tune")
+    job = openai_client.fine_tuning.jobs.create(
+        model=finished_job.fine_tuned_model,
+        training_file=f.id,
+        suffix="more",
+        hyperparameters={"n_epochs": 1, "batch_size": 4},
+    )
+    done = wait_for_job(openai_client, job.id)
+    assert done.status == "succeeded", done.error
+    assert done.model == finished_job.fine_tuned_model
+    assert done.fine_tuned_model.startswith("ft:smollm2-135m-instruct:local:more:")
+    # the same kind of data: a fresh adapter starts high, the tuned one starts already low
+    assert _first_loss(openai_client, job.id) < 0.5 * _first_loss(openai_client, finished_job.id)
+
+
 def test_cancel_and_delete(openai_client: OpenAI, finished_job) -> None:  # type: ignore[no-untyped-def]
     f = openai_client.files.create(file=("t.jsonl", chat_rows(40)), purpose="fine-tune")
     job = openai_client.fine_tuning.jobs.create(
