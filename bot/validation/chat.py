@@ -55,6 +55,9 @@ def _simple(ex: Any, stats: ChatStats, counter: TokenCounter | None) -> Checked 
     texts: list[str] = []
     seen: set[str] = set()
     previous = last = None
+    # Token counts are taken in the same loop (every content is non-empty, so never 0 tokens).
+    memo_get = counter.memo.get if counter is not None else None
+    total = mine = 0
     for msg in messages:
         if type(msg) is not dict or len(msg) != 2:
             return None
@@ -68,6 +71,11 @@ def _simple(ex: Any, stats: ChatStats, counter: TokenCounter | None) -> Checked 
         seen.add(role)
         texts.append(role)
         texts.append(content)
+        if memo_get is not None:
+            n = memo_get(content) or counter.length(content)  # type: ignore[union-attr]
+            total += n + (memo_get(role) or counter.length(role))  # type: ignore[union-attr]
+            if role == "assistant":
+                mine += n
         if role == "assistant":
             last = content
     if last is None:
@@ -76,17 +84,9 @@ def _simple(ex: Any, stats: ChatStats, counter: TokenCounter | None) -> Checked 
     stats.missing_user += "user" not in seen
     stats.n_messages.append(len(messages))
     label = last.strip() if len(last) <= 40 and len(last.split()) <= 3 else None
-    if counter is None:
+    if memo_get is None:
         mask = [i % 2 == 1 and texts[i - 1] == "assistant" for i in range(len(texts))]
         return Checked(texts, mask, len(messages), 0, label)
-    # Count here, without a mask: every other text is a role, the one after "assistant" a reply.
-    length = counter.length
-    total = mine = 0
-    for i in range(1, len(texts), 2):
-        n = length(texts[i])
-        total += n + length(texts[i - 1])
-        if texts[i - 1] == "assistant":
-            mine += n
     stats.total_tokens.append(total + 3 * len(messages) + 3)
     stats.assistant_tokens.append(mine)
     return Checked(texts, [], len(messages), 0, label, counted=True)

@@ -69,6 +69,11 @@ def iter_jsonl(
                 if remaining == 0:
                     return
                 remaining -= len(raw)
+            try:  # the common case: valid UTF-8 JSON, parsed straight from the bytes
+                yield number, orjson.loads(raw)
+                continue
+            except orjson.JSONDecodeError:
+                pass  # blank, BOM, bad UTF-8 or bad JSON: the careful path below says which
             if not raw.strip():
                 continue
             text = _decode_line(raw, number, report, first=start == 0 and number == 1)
