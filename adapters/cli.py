@@ -112,7 +112,7 @@ def _run_platform(
 @app.command()
 def slack() -> None:
     """Run the Slack bot: Socket Mode with TUNEUP_SLACK_APP_TOKEN, else HTTP on TUNEUP_SLACK_PORT."""
-    from adapters.slack.run import SlackSetupError, run_slack
+    from adapters.slack_adapter.run import SlackSetupError, run_slack
 
     _run_platform(run_slack, SlackSetupError)
 
@@ -120,7 +120,7 @@ def slack() -> None:
 @app.command()
 def discord() -> None:
     """Run the Discord bot (needs TUNEUP_DISCORD_TOKEN)."""
-    from adapters.discord.run import DiscordSetupError, run_discord
+    from adapters.discord_adapter.run import DiscordSetupError, run_discord
 
     _run_platform(run_discord, DiscordSetupError)
 

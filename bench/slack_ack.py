@@ -25,11 +25,11 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.slack.app import SlackBot  # noqa: E402
-from adapters.slack.run import serve_http  # noqa: E402
+from adapters.slack_adapter.app import SlackBot  # noqa: E402
+from adapters.slack_adapter.run import serve_http  # noqa: E402
 from bot.core import BotCore  # noqa: E402
 from bot.settings import Settings  # noqa: E402
-from tests.adapters.slack.conftest import SIGNING_SECRET, signed_headers  # noqa: E402
+from tests.adapters.slack_adapter.conftest import SIGNING_SECRET, signed_headers  # noqa: E402
 from tests.fakes.slack_api import BOT_TOKEN, SlackApiFake  # noqa: E402
 
 # Commands whose work needs no engine: the bench measures the chat side only.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.discord.client import TuneupDiscord
+from adapters.discord_adapter.client import TuneupDiscord
 from bot.core import BotCore
 from bot.settings import Settings
 from tests.conftest import ENGINE_KEY

@@ -14,8 +14,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.downloads import download
-from adapters.slack.blocks import BUTTON_ACTION, to_blocks
-from adapters.slack.sender import SlackSender
+from adapters.slack_adapter.blocks import BUTTON_ACTION, to_blocks
+from adapters.slack_adapter.sender import SlackSender
 from bot.core import BotCore
 from bot.datasets import is_training_file
 from bot.router import normalize_name

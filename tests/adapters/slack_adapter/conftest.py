@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from adapters.slack.app import SlackBot
-from adapters.slack.run import serve_http
+from adapters.slack_adapter.app import SlackBot
+from adapters.slack_adapter.run import serve_http
 from bot.core import BotCore
 from bot.settings import Settings
 from tests.conftest import ENGINE_KEY

@@ -10,7 +10,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.blocks import to_blocks
+from adapters.slack_adapter.blocks import to_blocks
 from bot.types import FileOut, MessageRef, PlatformError, Reply, Target
 
 log = logging.getLogger("tuneup.slack")

@@ -13,7 +13,7 @@ from adapters.demo import sample_dataset
 from bot.types import Reply
 from storage import repo
 from storage.models import Job, Outbox
-from tests.adapters.slack.conftest import SlackEnv, buttons_of, wait_for
+from tests.adapters.slack_adapter.conftest import SlackEnv, buttons_of, wait_for
 from tests.fakes.slack_api import BOT_TOKEN
 
 
@@ -77,7 +77,7 @@ async def test_forged_and_replayed_requests_are_refused(slack_env: SlackEnv) -> 
 
 async def test_url_verification(slack_env: SlackEnv) -> None:
     body = json.dumps({"token": "x", "challenge": "c-123", "type": "url_verification"})
-    from tests.adapters.slack.conftest import signed_headers
+    from tests.adapters.slack_adapter.conftest import signed_headers
 
     async with slack_env.http.post(
         slack_env.url, data=body, headers=signed_headers(body, "application/json")

@@ -10,8 +10,8 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from adapters.discord.render import ASK, RUN, custom_id, to_parts
-from adapters.discord.sender import DiscordSender
+from adapters.discord_adapter.render import ASK, RUN, custom_id, to_parts
+from adapters.discord_adapter.sender import DiscordSender
 from adapters.downloads import download
 from bot.core import BotCore
 from bot.datasets import is_training_file

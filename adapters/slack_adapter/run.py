@@ -9,7 +9,7 @@ import signal
 
 from aiohttp import web
 
-from adapters.slack.app import SlackBot
+from adapters.slack_adapter.app import SlackBot
 from bot.core import BotCore
 from bot.settings import Settings
 

@@ -7,7 +7,7 @@ import logging
 import aiohttp
 import discord
 
-from adapters.discord.render import to_parts
+from adapters.discord_adapter.render import to_parts
 from bot.types import MessageRef, PlatformError, Reply, Target
 
 log = logging.getLogger("tuneup.discord")

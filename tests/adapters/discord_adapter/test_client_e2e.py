@@ -11,8 +11,8 @@ from adapters.demo import sample_dataset
 from bot.types import Reply
 from storage import repo
 from storage.models import Job, Outbox
-from tests.adapters.discord.conftest import DiscordEnv
-from tests.adapters.slack.conftest import wait_for
+from tests.adapters.discord_adapter.conftest import DiscordEnv
+from tests.adapters.slack_adapter.conftest import wait_for
 from tests.fakes.discord_api import ADMIN, ADMIN_ROLE, BOB, BOT_TOKEN, CHANNEL_ID, GUILD_ID, member
 
 
@@ -245,7 +245,7 @@ async def test_finetune_button_thread_progress_summary(
 
 
 def test_readme_invite_url_carries_the_permissions_the_bot_needs() -> None:
-    from adapters.discord.client import PERMISSIONS, invite_url
+    from adapters.discord_adapter.client import PERMISSIONS, invite_url
     from tests.conftest import ROOT
 
     readme = (ROOT / "README.md").read_text()
@@ -279,7 +279,7 @@ async def test_commands_sync_to_configured_guilds(
 ) -> None:
     import asyncio
 
-    from adapters.discord.client import TuneupDiscord
+    from adapters.discord_adapter.client import TuneupDiscord
     from bot.core import BotCore
     from bot.settings import Settings
     from tests.fakes.discord_api import DiscordFake

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from adapters.discord.client import TuneupDiscord
+from adapters.discord_adapter.client import TuneupDiscord
 from bot.core import BotCore
 from bot.settings import Settings
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import yaml
 
-from adapters.slack.app import SLASH_COMMANDS
+from adapters.slack_adapter.app import SLASH_COMMANDS
 from bot.router import REGISTRY
 from tests.conftest import ROOT
 

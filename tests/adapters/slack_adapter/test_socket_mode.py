@@ -7,10 +7,10 @@ from pathlib import Path
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-from adapters.slack.app import SlackBot
+from adapters.slack_adapter.app import SlackBot
 from bot.core import BotCore
 from bot.settings import Settings
-from tests.adapters.slack.conftest import wait_for
+from tests.adapters.slack_adapter.conftest import wait_for
 from tests.fakes.slack_api import APP_TOKEN, BOT_TOKEN, SlackApiFake
 
 
