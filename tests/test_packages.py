@@ -21,7 +21,10 @@ def test_engine_does_not_import_the_bot() -> None:
 
 
 def test_dependency_rule_adapters_then_bot_then_storage() -> None:
-    forbidden = {"bot": ("from adapters", "import adapters"), "storage": ("from bot", "from adapters")}
+    forbidden = {
+        "bot": ("from adapters", "import adapters"),
+        "storage": ("from bot", "from adapters"),
+    }
     for package, imports in forbidden.items():
         for path in (ROOT / package).rglob("*.py"):
             text = path.read_text()
