@@ -33,7 +33,8 @@ OPERATIONS = (
     "listModels",
     "retrieveModel",
 )
-CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+# OpenAI's spec documents only the 200 responses, so undocumented 4xx codes are not failures.
+CHECKS = "not_a_server_error,content_type_conformance,response_schema_conformance"
 
 
 def main() -> int:
@@ -41,6 +42,7 @@ def main() -> int:
     parser.add_argument("spec")
     parser.add_argument("--operations", default=",".join(OPERATIONS))
     parser.add_argument("--max-examples", type=int, default=25)
+    parser.add_argument("--checks", default=CHECKS)
     args = parser.parse_args()
     st = shutil.which("st", path=str(Path(sys.executable).parent)) or "st"
     with tempfile.TemporaryDirectory() as tmp:
@@ -51,7 +53,7 @@ def main() -> int:
         try:
             command = [st, "run", args.spec, "--url", f"http://127.0.0.1:{port}/v1"]
             command += ["--header", f"Authorization: Bearer {ENGINE_KEY}"]
-            command += ["--checks", CHECKS, "--max-examples", str(args.max_examples)]
+            command += ["--checks", args.checks, "--max-examples", str(args.max_examples)]
             for operation in args.operations.split(","):
                 command += ["--include-operation-id", operation]
             return subprocess.run(command).returncode
