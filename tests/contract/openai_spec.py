@@ -30,11 +30,35 @@ OPERATIONS = (
     "retrieveFineTuningJob",
     "listFineTuningEvents",
     "listFineTuningJobCheckpoints",
+    "cancelFineTuningJob",
     "listModels",
     "retrieveModel",
 )
 # OpenAI's spec documents only the 200 responses, so undocumented 4xx codes are not failures.
 CHECKS = "not_a_server_error,content_type_conformance,response_schema_conformance"
+
+
+def _seed_config(port: int) -> str:
+    """A trained job, its file and its model, so path parameters reach real objects."""
+    from openai import OpenAI
+
+    from tests.conftest import wait_for_job
+    from tests.engine.test_api_e2e import chat_rows
+
+    client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=ENGINE_KEY)
+    upload = client.files.create(file=("seed.jsonl", chat_rows(12)), purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(
+        model="smollm2-135m-instruct",
+        training_file=upload.id,
+        hyperparameters={"n_epochs": 1, "batch_size": 4},
+    )
+    done = wait_for_job(client, job.id)
+    return (
+        "[parameters]\n"
+        f'"path.file_id" = "{upload.id}"\n'
+        f'"path.fine_tuning_job_id" = "{done.id}"\n'
+        f'"path.model" = "{done.fine_tuned_model}"\n'
+    )
 
 
 def main() -> int:
@@ -51,7 +75,10 @@ def main() -> int:
         port = free_port()
         engine = start_engine(data, port)
         try:
-            command = [st, "run", args.spec, "--url", f"http://127.0.0.1:{port}/v1"]
+            config = Path(tmp) / "schemathesis.toml"
+            config.write_text(_seed_config(port))
+            command = [st, "--config-file", str(config), "run", args.spec]
+            command += ["--url", f"http://127.0.0.1:{port}/v1"]
             command += ["--header", f"Authorization: Bearer {ENGINE_KEY}"]
             command += ["--checks", args.checks, "--max-examples", str(args.max_examples)]
             for operation in args.operations.split(","):
