@@ -44,12 +44,13 @@ def load(data: Path):  # type: ignore[no-untyped-def]
 
 
 def engine_run(settings, model, tokenizer, examples, batch: int) -> float:  # type: ignore[no-untyped-def]
+    from engine.objectives import Supervised
     from engine.trainer import TrainConfig, add_lora, train
 
     lora = add_lora(model, settings.lora_rank, settings.lora_alpha)
     config = TrainConfig(n_epochs=1, batch_size=batch, learning_rate=5e-4, seed=0)
     started = time.perf_counter()
-    train(lora, examples, config, pad_id=tokenizer.pad_token_id, device="cpu")
+    train(lora, Supervised(examples, tokenizer.pad_token_id, "cpu"), config)
     seconds = time.perf_counter() - started
     lora.unload()  # back to the plain base model for the baseline
     return seconds

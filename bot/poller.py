@@ -164,6 +164,9 @@ class Poller:
             return False
         if job.status == "running" and job.started_at is None:
             job.started_at = utcnow()
+        method = getattr(getattr(remote, "method", None), "type", None)
+        if method:
+            final["method"] = method
         if job.status in TERMINAL:
             job.finished_at = utcnow()
             job.fine_tuned_model = remote.fine_tuned_model

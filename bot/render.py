@@ -102,7 +102,14 @@ def summary_reply(job: Job, chart: bytes | None) -> Reply:
         if final.get("valid_loss") is not None or job.valid_loss is not None:
             fields.append(("Final valid loss", _num(final.get("valid_loss", job.valid_loss))))
         if final.get("valid_mean_token_accuracy") is not None:
-            fields.append(("Valid token accuracy", _num(final["valid_mean_token_accuracy"])))
+            label = (
+                "Preferred answer wins (valid)"
+                if final.get("method") == "dpo"
+                else "Valid token accuracy"
+            )
+            fields.append((label, _num(final["valid_mean_token_accuracy"])))
+        if final.get("method") == "dpo":
+            fields.append(("Method", "DPO (preference pairs)"))
         sections = [Section(fields=fields)]
         cls = final.get("classification")
         if cls:

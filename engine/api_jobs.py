@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
 from engine.basemodels import base_model_names
-from engine.data import DataError, read_rows
+from engine.data import DataError, Row, read_rows
 from engine.errors import APIError, not_found
 from engine.settings import EngineSettings
 from engine.store import TERMINAL, Store, new_id, now
@@ -64,25 +64,49 @@ def _check_hyper(name: str, value: Any, kind: type, low: float, high: float) -> 
     return number
 
 
-def resolve_hyperparameters(body: JobCreate) -> dict[str, Any]:
+METHODS = ("supervised", "dpo")
+
+
+def resolve_method(body: JobCreate) -> tuple[str, dict[str, Any]]:
+    """The training method and its hyperparameters (each a number or "auto")."""
     method = body.method or {}
     kind = method.get("type", "supervised")
-    if kind != "supervised":
+    if kind not in METHODS:
         raise APIError(
             400,
-            f"method type {kind!r} is not supported by the local engine; use 'supervised'",
+            f"method type {kind!r} is not supported by the local engine; use 'supervised' or 'dpo'",
             param="method.type",
             code="unsupported_method",
         )
     given = dict(body.hyperparameters or {})
-    given.update((method.get("supervised") or {}).get("hyperparameters") or {})
-    return {
+    given.update((method.get(kind) or {}).get("hyperparameters") or {})
+    hyper: dict[str, Any] = {
         "n_epochs": _check_hyper("n_epochs", given.get("n_epochs"), int, 1, 50),
         "batch_size": _check_hyper("batch_size", given.get("batch_size"), int, 1, 256),
         "learning_rate_multiplier": _check_hyper(
             "learning_rate_multiplier", given.get("learning_rate_multiplier"), float, 1e-4, 20
         ),
     }
+    if kind == "dpo":
+        hyper["beta"] = _check_hyper("beta", given.get("beta"), float, 1e-3, 10)
+    return kind, hyper
+
+
+def check_method_fits(method: str, rows: list[Row], param: str) -> None:
+    preference = rows[0].kind == "preference"
+    if method == "dpo" and not preference:
+        raise DataError(
+            "method `dpo` needs preference examples "
+            "(`input`, `preferred_output`, `non_preferred_output`)",
+            rows[0].line,
+            param,
+        )
+    if method != "dpo" and preference:
+        raise DataError(
+            "this file holds preference (DPO) examples; create the job with method type `dpo`",
+            rows[0].line,
+            param,
+        )
 
 
 def build_router(settings: EngineSettings, store: Store) -> APIRouter:
@@ -167,7 +191,8 @@ def build_router(settings: EngineSettings, store: Store) -> APIRouter:
                     found = store.get_file(job[param])
                     if not found:
                         raise DataError(f"file {job[param]} was deleted", None, param)
-                    await asyncio.to_thread(read_rows, found[1], param)
+                    rows = await asyncio.to_thread(read_rows, found[1], param)
+                    check_method_fits(job["method"]["type"], rows, param)
         except DataError as exc:
             error = {"code": "invalid_file", "message": str(exc), "param": exc.param}
             if store.update_job(
@@ -182,7 +207,7 @@ def build_router(settings: EngineSettings, store: Store) -> APIRouter:
 
     @router.post("/fine_tuning/jobs")
     async def create_job(body: JobCreate, request: Request) -> dict:
-        hyper = resolve_hyperparameters(body)
+        kind, hyper = resolve_method(body)
         init_adapter = None
         if body.model in base_model_names(settings):
             base = body.model
@@ -230,7 +255,7 @@ def build_router(settings: EngineSettings, store: Store) -> APIRouter:
             "training_file": body.training_file,
             "validation_file": body.validation_file,
             "hyperparameters": hyper,
-            "method": {"type": "supervised", "supervised": {"hyperparameters": hyper}},
+            "method": {"type": kind, kind: {"hyperparameters": hyper}},
             "error": None,
             "fine_tuned_model": None,
             "finished_at": None,
@@ -245,6 +270,7 @@ def build_router(settings: EngineSettings, store: Store) -> APIRouter:
             "init_adapter": init_adapter,
             "model_name": model_name,
             "hyperparameters": hyper,
+            "method": kind,
         }
         store.add_job(job, internal)
         store.add_event(job_id, f"Created fine-tuning job: {job_id}")

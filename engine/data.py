@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 IGNORE = -100
+# DPO's beta when the job says "auto": how far the tuned model may move from the base.
+DEFAULT_BETA = 0.1
 CHAT_ROLES = {"system", "user", "assistant", "tool", "function", "developer"}
 
 
@@ -42,15 +44,21 @@ class Example:
         return sum(1 for t in self.labels if t != IGNORE)
 
 
+@dataclass
+class Pair:
+    """One preference example: the same prompt with a preferred and a non-preferred answer."""
+
+    chosen: Example
+    rejected: Example
+    line: int
+
+
 def _row_kind(obj: Any, line: int) -> str:
     if not isinstance(obj, dict):
         raise DataError(f"expected a JSON object, got {type(obj).__name__}", line)
     if "preferred_output" in obj or "non_preferred_output" in obj:
-        raise DataError(
-            "this is a preference (DPO) example; the local engine trains supervised data only "
-            "(chat `messages` or `prompt`/`completion`)",
-            line,
-        )
+        _check_preference(obj, line)
+        return "preference"
     if "messages" in obj:
         _check_messages(obj["messages"], line)
         return "chat"
@@ -61,6 +69,26 @@ def _row_kind(obj: Any, line: int) -> str:
             raise DataError("`completion` is empty", line)
         return "completion"
     raise DataError("no `messages` list and no `prompt`/`completion` pair", line)
+
+
+def _check_preference(obj: dict[str, Any], line: int) -> None:
+    inp = obj.get("input")
+    if not isinstance(inp, dict):
+        raise DataError("preference example needs an `input` object with `messages`", line)
+    messages = inp.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise DataError("`input.messages` must be a non-empty list", line)
+    for key in ("preferred_output", "non_preferred_output"):
+        out = obj.get(key)
+        if not (
+            isinstance(out, list)
+            and len(out) == 1
+            and isinstance(out[0], dict)
+            and out[0].get("role") == "assistant"
+            and isinstance(out[0].get("content"), str)
+            and out[0]["content"]
+        ):
+            raise DataError(f"`{key}` must hold exactly one assistant message with text", line)
 
 
 def _check_messages(messages: Any, line: int) -> None:
@@ -110,7 +138,11 @@ def read_rows(path: Path, param: str = "training_file") -> list[Row]:
                 raise
             kinds.add(kind)
             if len(kinds) > 1:
-                raise DataError("mixes chat and prompt/completion examples", number, param)
+                raise DataError(
+                    f"mixes {' and '.join(sorted(kinds))} examples; use one format per file",
+                    number,
+                    param,
+                )
             rows.append(Row(number, kind, obj))
     if not rows:
         raise DataError("the file has no examples", None, param)
@@ -181,6 +213,28 @@ def tokenize_rows(tokenizer: Any, rows: list[Row], max_len: int) -> list[Example
             )
         examples.append(ex)
     return examples
+
+
+def tokenize_pairs(tokenizer: Any, rows: list[Row], max_len: int) -> list[Pair]:
+    """Preference rows → (preferred, non-preferred) examples sharing one prompt.
+
+    Only the final answer carries labels: assistant turns inside the prompt get weight 0.
+    """
+    pairs = []
+    for row in rows:
+        prompt = [
+            {**m, "weight": 0} if m.get("role") == "assistant" else m
+            for m in row.data["input"]["messages"]
+        ]
+        chosen = tokenize_chat(tokenizer, prompt + row.data["preferred_output"], max_len)
+        rejected = tokenize_chat(tokenizer, prompt + row.data["non_preferred_output"], max_len)
+        if chosen.n_trained == 0 or rejected.n_trained == 0:
+            raise DataError(
+                f"nothing left of the answers after truncating to {max_len} tokens", row.line
+            )
+        chosen.line = rejected.line = row.line
+        pairs.append(Pair(chosen, rejected, row.line))
+    return pairs
 
 
 def row_prompt_and_label(row: Row) -> tuple[Any, str]:

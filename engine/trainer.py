@@ -12,12 +12,11 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
-import torch.nn.functional as F
 
-from engine.data import IGNORE, Example
+from engine.objectives import BatchResult
 
 TARGET_EPOCHS = 3
 MIN_TARGET_EXAMPLES = 100
@@ -83,59 +82,6 @@ def bucketed_batches(lengths: list[int], batch_size: int, seed: int) -> list[lis
     return batches
 
 
-def collate(examples: list[Example], pad_id: int, device: str) -> dict[str, torch.Tensor]:
-    width = max(len(e.input_ids) for e in examples)
-    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(examples), width), dtype=torch.long)
-    for row, ex in enumerate(examples):
-        n = len(ex.input_ids)
-        ids[row, :n] = torch.tensor(ex.input_ids)
-        labels[row, :n] = torch.tensor(ex.labels)
-        mask[row, :n] = 1
-    return {
-        "input_ids": ids.to(device),
-        "labels": labels.to(device),
-        "attention_mask": mask.to(device),
-    }
-
-
-def _causal_lm(model: Any) -> Any:
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
-def masked_loss(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int, int]:
-    """Mean cross-entropy over labelled tokens; returns (loss, n_correct, n_labelled)."""
-    lm = _causal_lm(model)
-    hidden = lm.model(
-        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
-    ).last_hidden_state
-    targets = batch["labels"][:, 1:]
-    keep = targets != IGNORE
-    logits = lm.lm_head(hidden[:, :-1][keep]).float()
-    gold = targets[keep]
-    loss = F.cross_entropy(logits, gold)
-    correct = int((logits.argmax(-1) == gold).sum())
-    return loss, correct, int(gold.numel())
-
-
-@torch.no_grad()
-def evaluate(model: Any, examples: list[Example], pad_id: int, device: str) -> tuple[float, float]:
-    was_training = model.training
-    model.eval()
-    total_loss, correct, count = 0.0, 0, 0
-    ordered = sorted(examples, key=lambda e: len(e.input_ids))
-    for start in range(0, len(ordered), 16):
-        batch = collate(ordered[start : start + 16], pad_id, device)
-        loss, ok, n = masked_loss(model, batch)
-        total_loss += float(loss) * n
-        correct += ok
-        count += n
-    if was_training:
-        model.train()
-    return total_loss / max(1, count), correct / max(1, count)
-
-
 def add_lora(model: Any, rank: int, alpha: int, adapter_dir: str | None = None) -> Any:
     """Wrap a causal LM with fresh LoRA weights, or with trainable weights from an adapter."""
     from peft import LoraConfig, PeftModel, get_peft_model
@@ -153,23 +99,42 @@ def add_lora(model: Any, rank: int, alpha: int, adapter_dir: str | None = None) 
     return get_peft_model(model, config)
 
 
+class Objective(Protocol):
+    valid: list[Any]
+
+    def __len__(self) -> int: ...
+
+    def lengths(self) -> list[int]: ...
+
+    def batch_loss(self, model: Any, ids: list[int]) -> BatchResult: ...
+
+    def evaluate(self, model: Any, limit: int) -> tuple[float, float]: ...
+
+
+def evaluate(model: Any, objective: Objective, limit: int) -> tuple[float, float]:
+    was_training = model.training
+    model.eval()
+    try:
+        return objective.evaluate(model, limit)
+    finally:
+        if was_training:
+            model.train()
+
+
 def train(
     model: Any,
-    examples: list[Example],
+    objective: Objective,
     config: TrainConfig,
     *,
-    pad_id: int,
-    device: str,
-    valid: list[Example] | None = None,
     on_step: Callable[[StepStats], None] | None = None,
     on_epoch_end: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> StepStats | None:
-    """Run LoRA SFT; callbacks report progress, save checkpoints and allow cancelling."""
+    """Run LoRA training; callbacks report progress, save checkpoints and allow cancelling."""
     torch.manual_seed(config.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
-    per_epoch = steps_per_epoch(len(examples), config.batch_size)
+    per_epoch = steps_per_epoch(len(objective), config.batch_size)
     total = per_epoch * config.n_epochs
     warmup = max(1, total // 20)
 
@@ -181,7 +146,7 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     for _ in range(config.start_epoch * per_epoch):
         scheduler.step()
-    lengths = [len(e.input_ids) for e in examples]
+    lengths = objective.lengths()
     model.train()
     step = config.start_epoch * per_epoch
     last: StepStats | None = None
@@ -189,9 +154,8 @@ def train(
         for batch_ids in bucketed_batches(lengths, config.batch_size, config.seed + epoch):
             if should_stop and should_stop():
                 raise Cancelled()
-            batch = collate([examples[i] for i in batch_ids], pad_id, device)
-            loss, correct, count = masked_loss(model, batch)
-            loss.backward()
+            result = objective.batch_loss(model, batch_ids)
+            result.loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             scheduler.step()
@@ -201,14 +165,14 @@ def train(
                 step=step,
                 total_steps=total,
                 epoch=epoch + 1,
-                train_loss=float(loss),
-                train_accuracy=correct / max(1, count),
-                tokens=int(batch["attention_mask"].sum()),
+                train_loss=float(result.loss),
+                train_accuracy=result.correct / max(1, result.count),
+                tokens=result.tokens,
             )
             is_eval_step = config.eval_every and step % config.eval_every == 0
-            if valid and (is_eval_step or step == total):
+            if objective.valid and (is_eval_step or step == total):
                 last.valid_loss, last.valid_accuracy = evaluate(
-                    model, valid[: config.max_eval_examples], pad_id, device
+                    model, objective, config.max_eval_examples
                 )
             if on_step:
                 on_step(last)

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.data import (
+    DEFAULT_BETA,
     DataError,
-    Example,
     looks_like_classification,
     read_rows,
     row_prompt_and_label,
@@ -88,7 +88,8 @@ class JobRun:
     def _run(self) -> None:
         from engine import trainer
         from engine.basemodels import load_base, pick_device
-        from engine.data import tokenize_rows
+        from engine.data import tokenize_pairs, tokenize_rows
+        from engine.objectives import Preference, Supervised
 
         train_rows = read_rows(self._file_path(self.job["training_file"]))
         valid_rows = []
@@ -100,8 +101,10 @@ class JobRun:
         model, tokenizer = load_base(self.settings, base)
         device, _ = pick_device(self.settings)
         max_len = self.settings.max_seq_len
-        train = tokenize_rows(tokenizer, train_rows, max_len)
-        valid = tokenize_rows(tokenizer, valid_rows, max_len) if valid_rows else []
+        dpo = self.internal.get("method") == "dpo"
+        tokenize = tokenize_pairs if dpo else tokenize_rows
+        train = tokenize(tokenizer, train_rows, max_len)
+        valid = tokenize(tokenizer, valid_rows, max_len) if valid_rows else []
 
         hp = self.internal["hyperparameters"]
         epochs = (
@@ -118,8 +121,16 @@ class JobRun:
             if hp["learning_rate_multiplier"] == "auto"
             else float(hp["learning_rate_multiplier"])
         )
-        resolved = {"n_epochs": epochs, "batch_size": batch, "learning_rate_multiplier": mult}
-        method = {"type": "supervised", "supervised": {"hyperparameters": resolved}}
+        resolved: dict[str, Any] = {
+            "n_epochs": epochs,
+            "batch_size": batch,
+            "learning_rate_multiplier": mult,
+        }
+        if dpo:
+            beta = hp.get("beta", "auto")
+            resolved["beta"] = DEFAULT_BETA if beta == "auto" else float(beta)
+        kind = "dpo" if dpo else "supervised"
+        method = {"type": kind, kind: {"hyperparameters": resolved}}
         self.store.update_job(
             self.job_id, {"hyperparameters": resolved, "method": method}, only_if=("running",)
         )
@@ -185,14 +196,17 @@ class JobRun:
             if epoch < epochs:
                 self._checkpoint(model, epoch, step)
 
+        pad = tokenizer.pad_token_id
+        objective = (
+            Preference(train, pad, device, resolved["beta"], valid)
+            if dpo
+            else Supervised(train, pad, device, valid)
+        )
         try:
             trainer.train(
                 model,
-                train,
+                objective,
                 config,
-                pad_id=tokenizer.pad_token_id,
-                device=device,
-                valid=valid,
                 on_step=on_step,
                 on_epoch_end=on_epoch_end,
                 should_stop=self.cancelled,
@@ -200,17 +214,11 @@ class JobRun:
         except trainer.Cancelled:
             self._discard_outputs()
             return
-        final = self._final_metrics(model, tokenizer, train, valid, device, valid_rows)
+        final = self._final_metrics(model, tokenizer, objective, valid_rows)
         self._finish(model, tokenizer, final, total)
 
     def _final_metrics(
-        self,
-        model: Any,
-        tokenizer: Any,
-        train: list[Example],
-        valid: list[Example],
-        device: str,
-        valid_rows: list,
+        self, model: Any, tokenizer: Any, objective: Any, valid_rows: list
     ) -> dict[str, Any]:
         from engine.generation import encode_prompt, greedy_batch
         from engine.metrics import classification_metrics
@@ -222,14 +230,16 @@ class JobRun:
             "train_loss": last.get("train_loss"),
             "train_mean_token_accuracy": last.get("train_accuracy"),
         }
-        if valid:
-            loss, acc = evaluate(model, valid[:500], tokenizer.pad_token_id, device)
+        if objective.valid:
+            loss, acc = evaluate(model, objective, 500)
             metrics.update(
                 valid_loss=round(loss, 5),
                 valid_mean_token_accuracy=round(acc, 5),
                 full_valid_loss=round(loss, 5),
                 full_valid_mean_token_accuracy=round(acc, 5),
             )
+            if valid_rows[0].kind == "preference":
+                return metrics  # no single expected answer to compare
             pairs = [row_prompt_and_label(r) for r in valid_rows[:300]]
             labels = [label for _, label in pairs]
             if looks_like_classification(labels):

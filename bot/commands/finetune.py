@@ -153,8 +153,10 @@ async def finetune_command(ctx: Context, cmd: Command) -> Reply:
             "user": cmd.user,
         },
     }
-    if hyper:
-        kwargs["method"] = {"type": "supervised", "supervised": {"hyperparameters": hyper}}
+    # Preference data trains with DPO; everything else is supervised fine-tuning.
+    method = "dpo" if dataset.report.get("data_format") == "preference" else "supervised"
+    if hyper or method != "supervised":
+        kwargs["method"] = {"type": method, method: {"hyperparameters": hyper}}
     if validation_file:
         kwargs["validation_file"] = validation_file
     if opts.get("suffix"):
@@ -178,7 +180,8 @@ async def finetune_command(ctx: Context, cmd: Command) -> Reply:
         repo.add(session, job)
         session.commit()
     return Reply(
-        text=f"🚀 Started {job_label(job)} on `{model}` with `{dataset.filename}`.",
+        text=f"🚀 Started {job_label(job)} on `{model}` with `{dataset.filename}`"
+        + (" (DPO on preference pairs)." if method == "dpo" else "."),
         sections=[
             Section(
                 fields=[

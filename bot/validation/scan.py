@@ -100,6 +100,7 @@ class Scan:
             self.legacy_rows.append((line, row))
         elif fmt == "preference":
             if check_preference(row, line, report):
+                self._count_preference(row, counter)
                 self.kept_lines.append(line)
         else:
             checked = chat.check_example(row, line, report, self.stats, counter)
@@ -109,6 +110,20 @@ class Scan:
             self.hashes.append(hash(tuple(checked.texts)))
             self.label_ids.append(self._label_id(checked.label))
             self.kept_lines.append(line)
+
+    def _count_preference(self, row: dict[str, Any], counter: chat.TokenCounter) -> None:
+        """Tokens of the prompt and of both answers, counted the cookbook's way."""
+        messages = [m for m in row["input"]["messages"] if isinstance(m, dict)]
+        texts = [_text(v) for m in messages for k, v in m.items() if k != "weight"]
+        answers = [
+            _text(row[k][0].get("content")) for k in ("preferred_output", "non_preferred_output")
+        ]
+        answer_tokens = sum(counter.length(a) for a in answers if a)
+        prompt_tokens = sum(counter.length(t) for t in texts if t)
+        n_messages = len(messages) + 2
+        self.stats.total_tokens.append(prompt_tokens + answer_tokens + 3 * n_messages + 3)
+        self.stats.assistant_tokens.append(answer_tokens)
+        self.stats.n_messages.append(n_messages)
 
     def _label_id(self, label: str | None) -> int:
         """-1: no short reply; -2: too many distinct replies to be a classification task."""
@@ -147,6 +162,12 @@ class Scan:
         names = list(other.labels)
         for label_id in other.label_ids:
             self.label_ids.append(label_id if label_id < 0 else self._label_id(names[label_id]))
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def sniff_format(path: Path) -> str | None:

@@ -16,7 +16,7 @@ from bot.core import BotCore
 from bot.settings import Settings
 from bot.types import Target
 from storage import repo
-from storage.models import Outbox
+from storage.models import Job, Outbox
 from tests.conftest import ENGINE_KEY, ROOT
 
 
@@ -140,3 +140,32 @@ async def test_kill_between_polling_and_posting_loses_and_repeats_nothing(
             assert len({r.key for r in rows}) == len(rows)
     finally:
         await restarted.stop()
+
+
+async def test_preference_file_trains_with_dpo(tmp_path: Path, engine_url: str) -> None:
+    from tests.engine.test_dpo import TOPICS, preference_rows
+
+    core = BotCore(settings_for(tmp_path, engine_url))
+    adapter = ConsoleAdapter(tmp_path / "out", stream=io.StringIO())
+    core.register(adapter)
+    try:
+        data = tmp_path / "prefs.jsonl"
+        data.write_bytes(preference_rows(TOPICS[:10]))
+        report = await run(core, adapter, f"/validate {data}")
+        fields = dict(report.sections[0].fields)
+        assert fields["Format"] == "preference (DPO)" and int(fields["Examples"]) == 10
+        assert int(fields["Trained tokens"].lstrip("~").replace(",", "")) > 0
+        started = await run(core, adapter, "/finetune epochs=1 batch=4")
+        assert "DPO on preference pairs" in started.text
+        await wait_done(core)
+        with core.ctx.session() as s:
+            job = s.get(Job, 1)
+            assert job.status == "succeeded" and job.fine_tuned_model
+        remote = await core.providers.get("local").client.fine_tuning.jobs.retrieve(
+            job.provider_job_id
+        )
+        assert remote.method.type == "dpo"
+        summary = next(r for _, r in adapter.posted if "finished" in r.text)
+        assert ("Method", "DPO (preference pairs)") in summary.sections[0].fields
+    finally:
+        await core.stop()
