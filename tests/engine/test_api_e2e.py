@@ -175,10 +175,11 @@ def test_errors_have_openai_shape(openai_client: OpenAI, engine_url: str) -> Non
     with pytest.raises(openai.BadRequestError) as br:
         openai_client.fine_tuning.jobs.create(model="no-such-model", training_file="file-x")
     assert br.value.param == "model"
-    with pytest.raises(openai.BadRequestError):
+    with pytest.raises(openai.BadRequestError) as method:
         openai_client.fine_tuning.jobs.create(
-            model="smollm2-135m-instruct", training_file="file-x", method={"type": "dpo"}
+            model="smollm2-135m-instruct", training_file="file-x", method={"type": "reinforcement"}
         )
+    assert method.value.param == "method.type"
 
 
 def test_bad_file_fails_the_job_with_a_line_number(openai_client: OpenAI) -> None:

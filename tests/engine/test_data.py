@@ -46,7 +46,11 @@ def test_completion_labels_cover_completion_and_eos() -> None:
     ("line", "needle"),
     [
         ('{"prompt": "a"}', "no `messages`"),
-        ('{"input": {"messages": []}, "preferred_output": []}', "preference (DPO)"),
+        ('{"input": {"messages": []}, "preferred_output": []}', "`input.messages`"),
+        (
+            '{"input": {"messages": [{"role": "user", "content": "q"}]}, "preferred_output": []}',
+            "exactly one assistant message",
+        ),
         ('{"messages": [{"role": "robot", "content": "x"}]}', "unrecognized role"),
         ('{"messages": [{"role": "assistant", "content": "x", "weight": 2}]}', "weight"),
         ("not json", "not valid JSON"),
