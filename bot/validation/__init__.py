@@ -7,6 +7,7 @@ import os
 import random
 from array import array
 from collections.abc import Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -191,7 +192,8 @@ def _scan(
         return parallel_scan(path, filename, report, encoding, parallel)
     scan = Scan()
     counter = chat.TokenCounter(encoding)
-    for line, row in iter_rows(path, filename, report):
+    fast = partial(scan.fast_line, counter=counter)
+    for line, row in iter_rows(path, filename, report, fast):
         scan.feed(line, row, report, counter)
     return scan
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +58,18 @@ def _decode_line(raw: bytes, number: int, report: Report, first: bool = False) -
 
 
 def iter_jsonl(
-    path: Path, report: Report, *, start: int = 0, end: int | None = None, first_line: int = 1
+    path: Path,
+    report: Report,
+    *,
+    start: int = 0,
+    end: int | None = None,
+    first_line: int = 1,
+    fast: Callable[[int, bytes], bool] | None = None,
 ) -> Iterator[tuple[int, Any]]:
-    """Rows of a JSONL file, or of the line-aligned byte range [start, end) of one."""
+    """Rows of a JSONL file, or of the line-aligned byte range [start, end) of one.
+
+    `fast(number, raw)` may take a line whole (return True); it is then not yielded.
+    """
     with open(path, "rb") as fh:
         fh.seek(start)
         remaining = end - start if end is not None else -1
@@ -69,6 +78,8 @@ def iter_jsonl(
                 if remaining == 0:
                     return
                 remaining -= len(raw)
+            if fast is not None and fast(number, raw):
+                continue
             try:  # the common case: valid UTF-8 JSON, parsed straight from the bytes
                 yield number, orjson.loads(raw)
                 continue
@@ -129,7 +140,12 @@ def _frame_rows(frame: pd.DataFrame, report: Report, first_line: int) -> Iterato
         yield first_line + index, row
 
 
-def iter_rows(path: Path, filename: str, report: Report) -> Iterator[tuple[int, Any]]:
+def iter_rows(
+    path: Path,
+    filename: str,
+    report: Report,
+    fast: Callable[[int, bytes], bool] | None = None,
+) -> Iterator[tuple[int, Any]]:
     suffix = Path(filename).suffix.lower()
     if suffix not in EXTENSIONS:
         raise Unreadable(
@@ -144,7 +160,7 @@ def iter_rows(path: Path, filename: str, report: Report) -> Iterator[tuple[int, 
         raise Unreadable(problem)
     report.file_format = suffix.lstrip(".")
     if suffix == ".jsonl":
-        yield from iter_jsonl(path, report)
+        yield from iter_jsonl(path, report, fast=fast)
     elif suffix == ".json":
         stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
         array = _json_array(path, report) if stripped[:1] == b"[" else None
@@ -152,7 +168,7 @@ def iter_rows(path: Path, filename: str, report: Report) -> Iterator[tuple[int, 
             yield from ((i + 1, row) for i, row in enumerate(array))
         else:
             report.notes.append("The .json file holds one object per line (JSONL).")
-            yield from iter_jsonl(path, report)
+            yield from iter_jsonl(path, report, fast=fast)
     elif suffix in (".csv", ".tsv"):
         bad: list[list[str]] = []
         try:

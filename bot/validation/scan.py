@@ -16,9 +16,11 @@ import threading
 from array import array
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import msgspec
 import numpy as np
 
 from bot.validation import chat
@@ -26,6 +28,19 @@ from bot.validation.readers import iter_jsonl
 from bot.validation.report import MAX_LINES_KEPT, Report
 
 MAX_LABELS = 1000
+
+
+class _Message(msgspec.Struct, forbid_unknown_fields=True):
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str
+
+
+class _PlainChat(msgspec.Struct, forbid_unknown_fields=True):
+    messages: list[_Message]
+
+
+# Decodes a line straight into the plain chat shape, or fails: the line then takes the full path.
+_PLAIN_CHAT = msgspec.json.Decoder(_PlainChat)
 PARALLEL_MIN_BYTES = 2**20
 SNIFF_LINES = 1000
 
@@ -79,6 +94,55 @@ class Scan:
     label_ids: array = field(default_factory=lambda: array("i"))
     labels: dict[str, int] = field(default_factory=dict)
     legacy_rows: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+    def fast_line(self, line: int, raw: bytes, counter: chat.TokenCounter) -> bool:
+        """Take a plain, problem-free chat line without building dicts; False: not that kind.
+
+        It must agree with `chat.check_example` on every line it takes (a test holds it to
+        that), and it changes nothing before it is sure.
+        """
+        if self.detected is not None and self.detected != "chat":
+            return False
+        try:
+            messages = _PLAIN_CHAT.decode(raw).messages
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return False
+        if not messages:
+            return False
+        length = counter.length
+        texts: list[str] = []
+        previous = last = None
+        has_system = has_user = False
+        total = mine = 0
+        for message in messages:
+            role, content = message.role, message.content
+            if not content or (role == previous and role in ("user", "assistant")):
+                return False
+            previous = role
+            has_system = has_system or role == "system"
+            has_user = has_user or role == "user"
+            n = length(content)
+            total += n + length(role)
+            texts.append(role)
+            texts.append(content)
+            if role == "assistant":
+                mine += n
+                last = content
+        if last is None:
+            return False
+        self.detected = "chat"
+        self.n_examples += 1
+        stats = self.stats
+        stats.missing_system += not has_system
+        stats.missing_user += not has_user
+        stats.n_messages.append(len(messages))
+        stats.total_tokens.append(total + 3 * len(messages) + 3)
+        stats.assistant_tokens.append(mine)
+        label = last.strip() if len(last) <= 40 and len(last.split()) <= 3 else None
+        self.hashes.append(hash(tuple(texts)))
+        self.label_ids.append(self._label_id(label))
+        self.kept_lines.append(line)
+        return True
 
     def feed(self, line: int, row: Any, report: Report, counter: chat.TokenCounter) -> None:
         self.n_examples += 1
@@ -228,7 +292,8 @@ def _scan_chunk(job: tuple[Path, str, int, int, str]) -> tuple[Scan, Report, int
     report = Report(filename)
     scan = Scan(detected=detected)
     counter = chat.TokenCounter(_FORKED["encoding"])
-    for line, row in iter_jsonl(path, report, start=start, end=end, first_line=1):
+    fast = partial(scan.fast_line, counter=counter)
+    for line, row in iter_jsonl(path, report, start=start, end=end, first_line=1, fast=fast):
         scan.feed(line, row, report, counter)
     return scan, report, count_lines(path, start, end)
 
@@ -240,8 +305,13 @@ def parallel_scan(path: Path, filename: str, report: Report, encoding: Any, work
     jobs = [(path, filename, start, end, detected) for start, end in chunk_bounds(path, workers)]
     _FORKED["encoding"] = encoding
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(len(jobs), mp_context=context) as pool:
-        parts = list(pool.map(_scan_chunk, jobs))
+    if len(jobs) == 1:
+        parts = [_scan_chunk(jobs[0])]
+    else:
+        # The first chunk is scanned here while forked workers take the others.
+        with ProcessPoolExecutor(len(jobs) - 1, mp_context=context) as pool:
+            later = pool.map(_scan_chunk, jobs[1:])
+            parts = [_scan_chunk(jobs[0]), *later]
     scan, first_report, offset = parts[0]
     report.issues.update(first_report.issues)
     for later, later_report, n_lines in parts[1:]:

@@ -342,3 +342,47 @@ def test_parallel_scan_gives_the_same_report_as_the_sequential_one(tmp_path: Pat
         "duplicates",
     } <= set(issues)
     assert issues["duplicates"]["count"] > 1000  # repeats span the chunks of the file
+
+
+def test_the_fast_path_agrees_with_the_full_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.validation.scan import Scan
+
+    variants = [
+        [{"role": "user", "content": "q"}, {"role": "assistant", "content": "yes"}],
+        [
+            {"role": "system", "content": "s"},
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": "a b c d"},
+        ],
+        [{"role": "developer", "content": "d"}, {"role": "assistant", "content": "no"}],
+        [
+            {"role": "user", "content": "q"},
+            {"role": "user", "content": "again"},
+            {"role": "assistant", "content": "x"},
+        ],
+        [{"role": "user", "content": ""}, {"role": "assistant", "content": "x"}],
+        [{"role": "user", "content": "only a question"}],
+        [{"content": "q", "role": "user"}, {"content": "yes", "role": "assistant"}],
+        [{"role": "user", "content": "q", "name": "bob"}, {"role": "assistant", "content": "yes"}],
+        [{"role": "user", "content": "q"}, {"role": "assistant", "content": "yes", "weight": 1}],
+        [{"role": "tool", "content": "t"}, {"role": "assistant", "content": "yes"}],
+        [],
+    ]
+    lines = []
+    for i in range(60):
+        messages = json.loads(json.dumps(variants[i % len(variants)]))
+        for m in messages:
+            if m.get("content") and m["role"] != "assistant":
+                m["content"] += f" {i % 25}"
+        lines.append(json.dumps({"messages": messages}))
+    lines.insert(7, json.dumps({"messages": variants[0], "tools": []}))
+    data = tmp_path / "mixed.jsonl"
+    data.write_text("\n".join(lines) + "\n")
+    fast = validate_file(data, model="gpt-4o-mini", workers=1)
+    monkeypatch.setattr(Scan, "fast_line", lambda self, line, raw, counter: False)
+    full = validate_file(data, model="gpt-4o-mini", workers=1)
+    assert fast.to_dict() == full.to_dict()
+    assert fast.fixed == full.fixed
+    assert fast.count("roles_not_alternating") > 0 and fast.count("duplicates") > 0
