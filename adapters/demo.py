@@ -9,7 +9,7 @@ from pathlib import Path
 from adapters.console_adapter import CHANNEL, WORKSPACE, ConsoleAdapter
 from bot.core import BotCore
 from bot.settings import Settings
-from bot.types import Target
+from bot.types import Reply, Target
 
 POSITIVE = ["love", "really like", "am delighted with", "recommend", "enjoy"]
 NEGATIVE = ["hate", "regret buying", "am disappointed by", "returned", "can't stand"]
@@ -47,23 +47,28 @@ async def run_demo(settings: Settings, timeout: float = 900) -> int:
     core.register(adapter)
     target = Target(platform="console", workspace=WORKSPACE, channel=CHANNEL)
 
-    async def say(line: str) -> None:
+    async def say(line: str) -> Reply:
         adapter._write(f"\n> {line}")
         cmd = adapter.parse(line)
         assert cmd is not None
-        await adapter.post(target, await core.handle(cmd))
+        reply = await core.handle(cmd)
+        await adapter.post(target, reply)
+        return reply
 
     try:
         adapter._write("Starting the local engine (first run dequantizes the base model, ~20 s)…")
         await core.start(schedule=False)
         data = sample_dataset(settings.data_dir / "demo-reviews.jsonl")
         await say(f"/validate {data}")
-        await say("/finetune epochs=2 suffix=demo")
+        started = await say("/finetune epochs=2 suffix=demo")
+        if started.job_id is None:
+            return 1
         if not await core.poll_until_idle(timeout):
             adapter._write(
-                f"The job did not finish within {timeout:.0f} s; `/status 1` shows where it is."
+                f"The job did not finish within {timeout:.0f} s; "
+                f"`/status {started.job_id}` shows where it is."
             )
-        await say("/status 1")
+        await say(f"/status {started.job_id}")
         await say('/ask-model "Review: I really like the toaster. Sentiment?" compare=yes')
         return 0
     finally:
