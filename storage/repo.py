@@ -136,17 +136,6 @@ def supersede_progress(session: Session, job_id: int) -> None:
         session.add(row)
 
 
-def due_outbox(
-    session: Session, limit: int = 100, platforms: list[str] | None = None
-) -> list[Outbox]:
-    query = select(Outbox).where(
-        col(Outbox.delivered_at).is_(None), Outbox.next_attempt_at <= utcnow()
-    )
-    if platforms is not None:
-        query = query.where(col(Outbox.platform).in_(platforms))
-    return list(session.exec(query.order_by(col(Outbox.id)).limit(limit)))
-
-
 def claim_due(session: Session, platforms: list[str], lease_seconds: float = 120) -> Outbox | None:
     """Take the oldest due notification for `lease_seconds`, so no other replica sends it.
 

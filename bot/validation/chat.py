@@ -32,76 +32,15 @@ class ChatStats:
 
 
 class Checked(NamedTuple):
-    texts: list[str]  # every value the cookbook counts tokens of, in order
+    texts: list[str]  # every value the cookbook counts tokens of (keys sorted per message)
     assistant: list[bool]  # which of them are the assistant's reply text
     n_messages: int
     n_names: int
     label: str | None  # a short final reply, a candidate class label
-    counted: bool = False  # the fast path already appended the token counts
 
 
-SIMPLE_ROLES = frozenset(("system", "developer", "user", "assistant"))
-
-
-def _simple(ex: Any, stats: ChatStats, counter: TokenCounter | None) -> Checked | None:
-    """The common case, checked fast: plain {role, content} messages that pass every check.
-
-    Anything else (or anything with a problem) returns None and takes the full path, which
-    reports it with its line number.
-    """
-    messages = ex.get("messages") if type(ex) is dict else None
-    if type(messages) is not list or not messages:
-        return None
-    texts: list[str] = []
-    seen: set[str] = set()
-    previous = last = None
-    # Token counts are taken in the same loop (every content is non-empty, so never 0 tokens).
-    memo_get = counter.memo.get if counter is not None else None
-    total = mine = 0
-    for msg in messages:
-        if type(msg) is not dict or len(msg) != 2:
-            return None
-        role = msg.get("role")
-        content = msg.get("content")
-        if type(content) is not str or not content or role not in SIMPLE_ROLES:
-            return None
-        if role == previous and role != "system" and role != "developer":
-            return None  # a warning to report: the full path does it
-        previous = role
-        seen.add(role)
-        texts.append(role)
-        texts.append(content)
-        if memo_get is not None:
-            n = memo_get(content) or counter.length(content)  # type: ignore[union-attr]
-            total += n + (memo_get(role) or counter.length(role))  # type: ignore[union-attr]
-            if role == "assistant":
-                mine += n
-        if role == "assistant":
-            last = content
-    if last is None:
-        return None
-    stats.missing_system += "system" not in seen
-    stats.missing_user += "user" not in seen
-    stats.n_messages.append(len(messages))
-    label = last.strip() if len(last) <= 40 and len(last.split()) <= 3 else None
-    if memo_get is None:
-        mask = [i % 2 == 1 and texts[i - 1] == "assistant" for i in range(len(texts))]
-        return Checked(texts, mask, len(messages), 0, label)
-    stats.total_tokens.append(total + 3 * len(messages) + 3)
-    stats.assistant_tokens.append(mine)
-    return Checked(texts, [], len(messages), 0, label, counted=True)
-
-
-def check_example(
-    ex: Any, line: int, report: Report, stats: ChatStats, counter: TokenCounter | None = None
-) -> Checked | None:
-    """Check one example; return what to count tokens of, or None when unusable.
-
-    With a `counter`, plain examples get their token counts appended to `stats` right away.
-    """
-    simple = _simple(ex, stats, counter)
-    if simple is not None:
-        return simple
+def check_example(ex: Any, line: int, report: Report, stats: ChatStats) -> Checked | None:
+    """Check one example; return what to count tokens of, or None when unusable."""
     if not isinstance(ex, dict):
         report.add("data_type", "error", "Example is not a JSON object", line)
         return None
@@ -168,7 +107,8 @@ def check_example(
             if msg.get("tool_calls")
             else None
         )
-        for key, value in msg.items():
+        # Keys in sorted order, so the duplicate check ignores how a message's keys are ordered.
+        for key, value in sorted(msg.items()):
             if key == "weight":
                 continue
             n_names += key == "name"
@@ -210,8 +150,6 @@ class TokenCounter:
         return n
 
     def count(self, checked: Checked, stats: ChatStats) -> None:
-        if checked.counted:
-            return
         total = mine = 0
         for text, is_reply in zip(checked.texts, checked.assistant, strict=True):
             n = self.length(text)

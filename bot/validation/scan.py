@@ -123,8 +123,8 @@ class Scan:
             has_user = has_user or role == "user"
             n = length(content)
             total += n + length(role)
+            texts.append(content)  # sorted key order, as the full check hashes them
             texts.append(role)
-            texts.append(content)
             if role == "assistant":
                 mine += n
                 last = content
@@ -167,7 +167,7 @@ class Scan:
                 self._count_preference(row, counter)
                 self.kept_lines.append(line)
         else:
-            checked = chat.check_example(row, line, report, self.stats, counter)
+            checked = chat.check_example(row, line, report, self.stats)
             if checked is None:
                 return
             counter.count(checked, self.stats)
