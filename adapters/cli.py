@@ -71,11 +71,13 @@ def validate(
     validation: Path = typer.Option(None, help="validation file, checked for overlap"),
 ) -> None:
     """Check a training file offline. Exits non-zero when it has errors."""
-    from bot.validation import validate_file
+    from bot.validation.bounded import validate_bounded
 
     settings = Settings()
-    report = validate_file(
+    report = validate_bounded(
         file,
+        timeout=settings.validate_timeout_seconds,
+        memory_bytes=settings.validate_max_memory_mb * 2**20,
         model=model,
         max_bytes=settings.max_upload_bytes,
         prices=settings.prices,

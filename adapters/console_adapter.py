@@ -81,7 +81,11 @@ class ConsoleAdapter:
         name = "validate" if name == "upload" else name
         attachments = []
         if name in ("validate", "finetune"):
-            words = shlex.split(rest) if rest else []
+            try:
+                words = shlex.split(rest) if rest else []
+            except ValueError:
+                self._write(f"⚠️ Can't read that line: a quote is not closed. See `/help {name}`.")
+                return None
             paths = [w for w in words if "=" not in w and Path(w).expanduser().is_file()]
             if paths:
                 path = Path(paths[0]).expanduser()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -10,6 +12,7 @@ from sqlmodel import Session
 from bot.providers import Providers
 from bot.settings import Settings
 from bot.types import Command
+from storage.repo import Scope
 
 
 class UserError(Exception):
@@ -21,6 +24,8 @@ class Context:
     settings: Settings
     db: Engine
     providers: Providers
+    # Users with a question in flight: one at a time each, so nobody monopolises a model.
+    _asking: set[str] = field(default_factory=set)
 
     def session(self) -> Session:
         return Session(self.db, expire_on_commit=False)
@@ -28,3 +33,18 @@ class Context:
     def is_admin(self, cmd: Command) -> bool:
         keys = {cmd.user, f"{cmd.platform}:{cmd.workspace}:{cmd.user}"}
         return cmd.is_admin or bool(keys & set(self.settings.admins))
+
+    def scope(self, cmd: Command) -> Scope:
+        """What `cmd`'s user may see: every lookup on a user's behalf goes through this."""
+        return Scope(cmd.platform, cmd.workspace, cmd.channel, cmd.user, self.is_admin(cmd))
+
+    @asynccontextmanager
+    async def ask_slot(self, cmd: Command) -> AsyncIterator[None]:
+        key = f"{cmd.platform}:{cmd.workspace}:{cmd.user}"
+        if key in self._asking:
+            raise UserError("You already have a question running. Wait for its answer first.")
+        self._asking.add(key)
+        try:
+            yield
+        finally:
+            self._asking.discard(key)

@@ -10,6 +10,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.context import Context
 from bot.engine_launcher import EngineProcess
+from bot.lifecycle import reconcile_pending
 from bot.notifier import Notifier
 from bot.poller import Poller
 from bot.providers import Providers
@@ -66,10 +67,22 @@ class BotCore:
                 session.add(job)
                 session.commit()
 
+    def claim_event(self, key: str) -> bool:
+        """Whether to handle a platform event now (not handled, and nobody alive handling it)."""
+        return repo.claim_event(self.db, key)
+
+    def finish_event(self, key: str) -> None:
+        repo.finish_event(self.db, key)
+
     async def start(self, *, start_engine: bool = True, schedule: bool = True) -> None:
         """Start the local engine when needed, then the poll and delivery schedule."""
         if start_engine:
             await self.engine.ensure_running()
+        # Jobs whose create was in flight when the last run died: adopt them or close them.
+        try:
+            await reconcile_pending(self.db, self.providers, force=True)
+        except Exception:
+            log.exception("reconciling pending jobs at start-up failed; the poller retries")
         if schedule:
             self.scheduler = AsyncIOScheduler(
                 job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bot.context import Context, UserError
 from bot.types import Attachment, Command, FileOut
-from bot.validation import validate_file
+from bot.validation.bounded import validate_bounded
 from bot.validation.report import Report
 from storage import repo
 from storage.models import Dataset
@@ -57,9 +57,11 @@ async def ingest(
         path.write_bytes(data)
     prices = ctx.settings.prices
     report = await asyncio.to_thread(
-        validate_file,
+        validate_bounded,
         path,
         attachment.name,
+        timeout=ctx.settings.validate_timeout_seconds,
+        memory_bytes=ctx.settings.validate_max_memory_mb * 2**20,
         model=model,
         max_bytes=ctx.settings.max_upload_bytes,
         prices=prices,

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from bot.types import ChatAdapter, MessageRef, PlatformError, Reply, Target
+from bot.types import ChatAdapter, MessageRef, PlatformError, Reply, Target, TwoStepAdapter
 from storage import repo
 from storage.models import Job, Outbox, utcnow
 
 log = logging.getLogger("tuneup.notifier")
 MAX_ATTEMPTS = 12
 MAX_PER_RUN = 500
+# A first progress post recorded this recently may still be in flight in another replica.
+POSTING_GRACE_SECONDS = 60.0
+
+
+def _commit(session: Session, row: Outbox | Job) -> None:
+    session.add(row)
+    session.commit()
 
 
 class Notifier:
@@ -49,20 +57,9 @@ class Notifier:
         )
         try:
             if row.kind == "progress" and row.job_id is not None:
-                # Locked too, so two replicas never both post a job's first progress message.
-                job = session.get(Job, row.job_id, with_for_update=True)
-                if job is not None and job.thread:
-                    # the job's thread may have opened after this row was queued
-                    target.thread = job.thread
-                if job is not None and job.progress_ref:
-                    await adapter.edit(MessageRef(**job.progress_ref), reply)
-                else:
-                    ref = await adapter.post(target, reply)
-                    if job is not None:
-                        job.progress_ref = ref.model_dump()
-                        session.add(job)
+                await self._progress(session, adapter, row, target, reply)
             else:
-                await adapter.post(target, reply)
+                await self._post(session, adapter, row, target, reply)
         except PlatformError as exc:
             return self._failed(session, row, str(exc), exc.retry_after, exc.permanent)
         except Exception as exc:  # a platform outage must not lose the notification
@@ -71,6 +68,61 @@ class Notifier:
         row.delivered_at = utcnow()
         session.add(row)
         return True
+
+    async def _post(
+        self, session: Session, adapter: ChatAdapter, row: Outbox, target: Target, reply: Reply
+    ) -> None:
+        """One notification = one message and its files, each sent once.
+
+        The message's ref is committed before its files go up, so a retry only adds the files;
+        a retry after a crash mid-post first looks for the message by its marker.
+        """
+        two_step = isinstance(adapter, TwoStepAdapter)
+        ref = MessageRef(**row.message_ref) if row.message_ref else None
+        if ref is None and row.posting_since is not None and two_step:
+            ref = await adapter.find_posted(target, row.key)
+        retry = ref is not None
+        if ref is None:
+            row.posting_since = utcnow()
+            _commit(session, row)
+            message = (
+                reply.model_copy(update={"marker": row.key, "files": []}) if two_step else reply
+            )
+            ref = await adapter.post(target, message)
+            row.message_ref = ref.model_dump()
+            _commit(session, row)
+        if two_step and reply.files:
+            await adapter.attach(ref, target, reply.files, retry=retry or row.attempts > 0)
+
+    async def _progress(
+        self, session: Session, adapter: ChatAdapter, row: Outbox, target: Target, reply: Reply
+    ) -> None:
+        """The job's one progress message: posted once, then edited in place."""
+        # Locked, so two replicas never both post a job's first progress message.
+        job = session.get(Job, row.job_id, with_for_update=True)
+        if job is None:
+            await adapter.post(target, reply)
+            return
+        if job.thread:  # the job's thread may have opened after this row was queued
+            target.thread = job.thread
+        known = dict(job.progress_ref or {})
+        marker = f"job:{job.id}:progress"
+        if "id" not in known and known.get("posting_since") and isinstance(adapter, TwoStepAdapter):
+            found = await adapter.find_posted(target, marker)
+            if found is not None:
+                known = found.model_dump()
+            elif time.time() - known["posting_since"] < POSTING_GRACE_SECONDS:
+                raise PlatformError("another delivery is posting this job's progress", 5.0)
+        if "id" in known:
+            job.progress_ref = known
+            session.add(job)
+            await adapter.edit(MessageRef(**known), reply)
+            return
+        job.progress_ref = {"posting_since": time.time()}
+        _commit(session, job)
+        ref = await adapter.post(target, reply.model_copy(update={"marker": marker}))
+        job.progress_ref = ref.model_dump()
+        _commit(session, job)
 
     def _failed(
         self, session: Session, row: Outbox, error: str, retry_after: float | None, permanent: bool

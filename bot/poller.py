@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.charts import loss_chart
+from bot.lifecycle import reconcile_pending
 from bot.notifier import Notifier
 from bot.providers import Providers
 from bot.render import job_label, progress_reply, summary_reply
@@ -69,6 +70,8 @@ class Poller:
     async def cycle(self, deliver: bool = True) -> CycleStats:
         async with self._lock:
             with poll_leadership(self.db) as leader:
+                if leader:
+                    await reconcile_pending(self.db, self.providers)
                 stats = await self._poll() if leader else CycleStats(skipped=True)
         if deliver:
             await self.notifier.deliver_pending()
@@ -78,7 +81,7 @@ class Poller:
         with Session(self.db, expire_on_commit=False) as session:
             jobs = [
                 (j.id, j.provider, j.provider_job_id, j.last_event_id)
-                for j in repo.active_jobs(session)
+                for j in repo.pollable_jobs(session)
             ]
         stats = CycleStats(jobs=len(jobs))
         if not jobs:

@@ -37,6 +37,11 @@ class Provider:
     def is_local(self) -> bool:
         return self.name == LOCAL
 
+    @property
+    def label(self) -> str:
+        """How messages name this provider."""
+        return {LOCAL: "the local engine", "openai": "OpenAI"}.get(self.name, self.name)
+
 
 class Providers:
     def __init__(self, settings: Settings) -> None:
@@ -64,6 +69,11 @@ class Providers:
                 f"provider `{name}` is not configured; configured: {', '.join(self._by_name)}"
             )
         return self._by_name[name]
+
+    def owning(self, url: str) -> Provider | None:
+        """The configured provider whose base URL `url` is under (to name who failed)."""
+        matches = [p for p in self._by_name.values() if url.startswith(p.base_url.rstrip("/"))]
+        return max(matches, key=lambda p: len(p.base_url), default=None)
 
     def for_model(self, model: str) -> tuple[Provider, str]:
         """Pick the provider for a model name; `name/model` chooses one explicitly."""
@@ -94,7 +104,7 @@ def explain_error(exc: BaseException, provider: str = "the provider") -> str:
     if isinstance(exc, openai.APITimeoutError):
         return f"{provider} did not answer in time; try again in a minute."
     if isinstance(exc, openai.APIConnectionError):
-        hint = " Start it with `tuneup engine`." if provider == LOCAL else ""
+        hint = " Start it with `tuneup engine`." if provider == "the local engine" else ""
         return f"Can't reach {provider} right now.{hint} Try again in a minute."
     if isinstance(exc, openai.AuthenticationError):
         return f"{provider} rejected the API key. Check the key in your settings."

@@ -8,6 +8,7 @@ from bot.types import Button, FileOut, Reply, Section
 from storage.models import Job
 
 STATUS_ICON = {
+    "pending": "⏳",
     "validating_files": "🔎",
     "queued": "⏳",
     "running": "🏋️",
@@ -43,7 +44,7 @@ def loss_text(job: Job) -> str:
 
 
 def job_label(job: Job) -> str:
-    return f"job {job.id} ({job.provider_job_id})"
+    return f"job {job.id} ({job.provider_job_id})" if job.provider_job_id else f"job {job.id}"
 
 
 def progress_reply(job: Job) -> Reply:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import shlex
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+import openai
 
 from bot.context import Context, UserError
 from bot.providers import ProviderNotConfigured, explain_error
@@ -39,8 +42,8 @@ def parse_text(text: str) -> tuple[list[str], dict[str, str]]:
     """Split `a b key=value "quoted words"` into positional args and options."""
     try:
         parts = shlex.split(text)
-    except ValueError:
-        parts = text.split()
+    except ValueError as exc:  # an unbalanced quote
+        raise UserError(f"usage: can't read the arguments ({exc}); check the quotes") from None
     args, options = [], {}
     for part in parts:
         key, sep, value = part.partition("=")
@@ -72,10 +75,10 @@ async def dispatch(ctx: Context, cmd: Command) -> Reply:
     if spec is None:
         known = ", ".join(f"/{n}" for n in REGISTRY)
         return Reply(text=f"⚠️ Unknown command `/{cmd.name}`. Try one of: {known}.", ephemeral=True)
-    cmd.args, cmd.options = parse_text(cmd.text)
-    if cmd.args[:1] == ["help"] and cmd.name != "help":
-        return help_for(spec)
     try:
+        cmd.args, cmd.options = parse_text(cmd.text)
+        if cmd.args[:1] == ["help"] and cmd.name != "help":
+            return help_for(spec)
         return await spec.handler(ctx, cmd)
     except UserError as exc:
         return (
@@ -85,15 +88,29 @@ async def dispatch(ctx: Context, cmd: Command) -> Reply:
         )
     except ProviderNotConfigured as exc:
         return Reply(text=f"⚠️ {exc}", ephemeral=True)
-    except Exception as exc:
-        log.exception("command /%s failed", cmd.name)
-        return Reply(text=f"⚠️ {explain_error(exc, _provider_hint(exc))}", ephemeral=True)
+    except openai.APIError as exc:
+        log.warning("command /%s: provider error %s", cmd.name, type(exc).__name__)
+        return Reply(text=f"⚠️ {explain_error(exc, _provider_named(ctx, exc))}", ephemeral=True)
+    except Exception:
+        return Reply(text=f"⚠️ {internal_error(f'command /{cmd.name}')}", ephemeral=True)
 
 
-def _provider_hint(exc: Exception) -> str:
+def internal_error(what: str) -> str:
+    """Log the details for operators; users get a plain sentence and a reference to quote."""
+    ref = uuid.uuid4().hex[:8]
+    log.exception("%s failed (ref %s)", what, ref)
+    return (
+        f"Something went wrong inside tuneup (reference `{ref}`). Try again; if it keeps "
+        "happening, give the reference to whoever runs tuneup."
+    )
+
+
+def _provider_named(ctx: Context, exc: openai.APIError) -> str:
+    """Name the provider from the configured provider objects, never guessed from the URL."""
     request = getattr(exc, "request", None)
     url = str(getattr(request, "url", "")) if request is not None else ""
-    return "local" if "127.0.0.1" in url or "localhost" in url else "the provider"
+    provider = ctx.providers.owning(url) if url else None
+    return provider.label if provider else "the provider"
 
 
 def help_for(spec: CommandSpec) -> Reply:

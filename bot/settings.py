@@ -31,6 +31,24 @@ DEFAULT_PRICES: dict[str, float] = {
 }
 
 
+# What an auto-started engine inherits: system basics, its own settings, torch/HF knobs.
+ENGINE_ENV_NAMES = frozenset(
+    {"PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV"}
+)
+ENGINE_ENV_PREFIXES = (
+    "TUNEUP_ENGINE_",
+    "HF_",
+    "TRANSFORMERS_",
+    "TORCH",
+    "OMP_",
+    "MKL_",
+    "OPENBLAS_",
+    "CUDA_",
+    "PYTORCH_",
+    "TIKTOKEN_",
+)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TUNEUP_", env_file=".env", extra="ignore")
 
@@ -57,6 +75,9 @@ class Settings(BaseSettings):
     # Admins by platform user id (any workspace) or "platform:workspace:user".
     admins: list[str] = Field(default_factory=list)
     max_upload_mb: float = 50.0
+    # Checking one upload may take this long and this much memory (a child process).
+    validate_timeout_seconds: float = 180.0
+    validate_max_memory_mb: int = 3072
     # Optional allowlists for starting fine-tunes (empty: everyone, everywhere).
     finetune_channels: list[str] = Field(default_factory=list)
     finetune_users: list[str] = Field(default_factory=list)
@@ -108,8 +129,14 @@ class Settings(BaseSettings):
         return Path(data) / "base-models"
 
     def engine_env(self) -> dict[str, str]:
-        """Environment for an auto-started engine: its data lives under ours."""
-        env = dict(os.environ)
+        """Environment for an auto-started engine: only what it needs, never the bot's secrets."""
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k in ENGINE_ENV_NAMES
+            or k.startswith(ENGINE_ENV_PREFIXES)
+            and k != "TUNEUP_ENGINE_URL"
+        }
         env.setdefault("TUNEUP_ENGINE_DATA_DIR", str(self.data_dir / "engine"))
         env["TUNEUP_ENGINE_PORT"] = str(self.engine_port)
         if self.engine_api_key:

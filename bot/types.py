@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -29,6 +29,9 @@ class Command:
     is_admin: bool = False
     attachments: list[Attachment] = field(default_factory=list)
     user_name: str | None = None
+    # The platform's id for this user action (Slack trigger_id, Discord interaction id): a
+    # replay of the same action carries the same id, so it never starts anything twice.
+    event_id: str | None = None
     # Set by the router after parsing `text`.
     args: list[str] = field(default_factory=list)
     options: dict[str, str] = field(default_factory=dict)
@@ -87,6 +90,9 @@ class Reply(BaseModel):
     mention: str | None = None
     # The job this reply announces: once posted, the job's progress thread opens under it.
     job_id: int | None = None
+    # Set by the outbox: an id the platform stores with the message (never shown), so a retry
+    # after a crash can find a message that was posted but not recorded.
+    marker: str | None = None
 
     def plain(self) -> str:
         """A plain-text rendering, for consoles and notification fallbacks."""
@@ -100,6 +106,7 @@ class Reply(BaseModel):
         return "\n".join(lines)
 
 
+@runtime_checkable
 class ChatAdapter(Protocol):
     platform: str
 
@@ -110,6 +117,18 @@ class ChatAdapter(Protocol):
     async def open_thread(self, ref: MessageRef, name: str) -> str | None:
         """Start a thread under a posted message and return its id (None: no threads here)."""
         ...
+
+
+@runtime_checkable
+class TwoStepAdapter(ChatAdapter, Protocol):
+    """A platform whose files go up after their message (Slack), so the outbox records the
+    message first, and whose messages can be found again by their marker."""
+
+    async def attach(
+        self, ref: MessageRef, target: Target, files: list[FileOut], *, retry: bool
+    ) -> None: ...
+
+    async def find_posted(self, target: Target, marker: str) -> MessageRef | None: ...
 
 
 class PlatformError(Exception):

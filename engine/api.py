@@ -2,47 +2,47 @@
 
 from __future__ import annotations
 
-import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from engine import api_inference, api_jobs
 from engine.errors import APIError, api_error_handler, validation_error_handler
+from engine.guard import RequestGuard
 from engine.inference import ModelPool
 from engine.settings import EngineSettings
 from engine.store import Store
 
 
 def create_app(settings: EngineSettings, store: Store) -> FastAPI:
-    app = FastAPI(title="tuneup engine", version="0.1.0", docs_url=None, redoc_url=None)
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        api_jobs.resume_validations(app, store)
+        yield
+
+    app = FastAPI(
+        title="tuneup engine", version="0.1.0", docs_url=None, redoc_url=None, lifespan=lifespan
+    )
     app.state.tasks = set()
     pool = ModelPool(settings, store)
     app.state.pool = pool
-    expected = settings.api_key.get_secret_value() if settings.api_key else None
-
-    async def authorize(request: Request) -> None:
-        if expected is None:
-            return
-        header = request.headers.get("authorization", "")
-        token = header[7:] if header.lower().startswith("bearer ") else ""
-        if not hmac.compare_digest(token.encode(), expected.encode()):
-            raise APIError(
-                401,
-                "Incorrect API key provided. Pass the engine's key as a bearer token.",
-                code="invalid_api_key",
-            )
-
     app.add_exception_handler(APIError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
-    deps = [Depends(authorize)]
-    app.include_router(api_jobs.build_router(settings, store), prefix="/v1", dependencies=deps)
-    app.include_router(
-        api_inference.build_router(settings, store, pool), prefix="/v1", dependencies=deps
+    app.include_router(api_jobs.build_router(settings, store), prefix="/v1")
+    app.include_router(api_inference.build_router(settings, store, pool), prefix="/v1")
+    # Outermost: the key and the body cap are checked before any route reads the body.
+    app.add_middleware(
+        RequestGuard,
+        api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+        upload_cap=settings.max_upload_bytes + 64 * 1024,  # room for the multipart framing
+        body_cap=settings.max_request_bytes,
     )
 
     @app.get("/health")
     async def health() -> dict:
-        return {"status": "ok", "loaded_models": pool.loaded()}
+        # Unauthenticated, so it says nothing about models or jobs.
+        return {"status": "ok"}
 
     return app

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -116,6 +116,14 @@ def _legacy_logprobs(tokenizer: Any, gen: Generated) -> dict[str, Any]:
     }
 
 
+async def _watch_disconnect(request: Request, gone: threading.Event) -> None:
+    while not gone.is_set():
+        if await request.is_disconnected():
+            gone.set()
+            return
+        await asyncio.sleep(0.25)
+
+
 def _sse(chunks: Iterator[dict[str, Any]]) -> Iterator[str]:
     for chunk in chunks:
         yield f"data: {json.dumps(chunk)}\n\n"
@@ -175,15 +183,44 @@ def build_router(settings: EngineSettings, store: Store, pool: ModelPool) -> API
         shutil.rmtree(found[2], ignore_errors=True)
         return {"id": model_id, "object": "model", "deleted": True}
 
-    async def run_generation(model_id: str, prompt: Any, **kw: Any) -> tuple[Any, Generated]:
+    def encode_capped(tokenizer: Any, prompt: Any) -> list[int]:
+        ids = encode_prompt(tokenizer, prompt)
+        if len(ids) > settings.max_prompt_tokens:
+            raise APIError(
+                400,
+                f"This prompt is {len(ids)} tokens; this engine accepts at most "
+                f"{settings.max_prompt_tokens}. Shorten it.",
+                param="messages",
+                code="context_length_exceeded",
+            )
+        return ids
+
+    async def run_generation(
+        request: Request, model_id: str, prompt: Any, **kw: Any
+    ) -> tuple[Any, Generated]:
+        """Generate in a worker thread; stop when the client goes away or time runs out."""
         model, tokenizer = await asyncio.to_thread(load, model_id)
+        ids = encode_capped(tokenizer, prompt)
+        gone = threading.Event()
 
         def work() -> Generated:
             with pool.run_lock:
-                ids = encode_prompt(tokenizer, prompt)
-                return generate(model, tokenizer, ids, **kw)
+                if gone.is_set():  # the client left while it waited its turn
+                    return Generated("", [], len(ids), "stop")
+                return generate(
+                    model,
+                    tokenizer,
+                    ids,
+                    should_stop=gone.is_set,
+                    max_time=settings.max_generation_seconds,
+                    **kw,
+                )
 
-        return tokenizer, await asyncio.to_thread(work)
+        watcher = asyncio.create_task(_watch_disconnect(request, gone))
+        try:
+            return tokenizer, await asyncio.to_thread(work)
+        finally:
+            watcher.cancel()
 
     def stream_tokens(
         model_id: str, prompt: Any, max_new: int, temperature: float, top_p: float, stops: list[str]
@@ -192,6 +229,7 @@ def build_router(settings: EngineSettings, store: Store, pool: ModelPool) -> API
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
         model, tokenizer = load(model_id)
+        ids = encode_capped(tokenizer, prompt)
         usage = {"prompt": 0, "completion": 0}
 
         class Halt(StoppingCriteria):
@@ -204,7 +242,6 @@ def build_router(settings: EngineSettings, store: Store, pool: ModelPool) -> API
             with pool.run_lock:
                 import torch
 
-                ids = encode_prompt(tokenizer, prompt)
                 usage["prompt"] = len(ids)
                 streamer = TextIteratorStreamer(
                     tokenizer, skip_prompt=True, skip_special_tokens=True
@@ -218,6 +255,7 @@ def build_router(settings: EngineSettings, store: Store, pool: ModelPool) -> API
                     "do_sample": sample,
                     "streamer": streamer,
                     "stopping_criteria": StoppingCriteriaList([halt]),
+                    "max_time": settings.max_generation_seconds,
                     "pad_token_id": tokenizer.pad_token_id,
                     "eos_token_id": tokenizer.eos_token_id,
                 }
@@ -253,7 +291,7 @@ def build_router(settings: EngineSettings, store: Store, pool: ModelPool) -> API
         return pieces(), usage
 
     @router.post("/chat/completions")
-    async def chat(body: ChatRequest) -> Any:
+    async def chat(body: ChatRequest, request: Request) -> Any:
         from engine.data import normalize_messages
 
         for i, msg in enumerate(body.messages):
@@ -301,6 +339,7 @@ def build_router(settings: EngineSettings, store: Store, pool: ModelPool) -> API
             return StreamingResponse(_sse(chunks()), media_type="text/event-stream")
 
         tokenizer, gen = await run_generation(
+            request,
             body.model,
             messages,
             max_new_tokens=max_new,
@@ -329,7 +368,7 @@ def build_router(settings: EngineSettings, store: Store, pool: ModelPool) -> API
         }
 
     @router.post("/completions")
-    async def completions(body: CompletionRequest) -> Any:
+    async def completions(body: CompletionRequest, request: Request) -> Any:
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
         if not prompts:
             raise APIError(400, "prompt must not be empty", param="prompt")
@@ -359,6 +398,7 @@ def build_router(settings: EngineSettings, store: Store, pool: ModelPool) -> API
         choices, prompt_total, completion_total = [], 0, 0
         for index, prompt in enumerate(prompts):
             tokenizer, gen = await run_generation(
+                request,
                 body.model,
                 prompt,
                 max_new_tokens=max_new,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import re
 from typing import Any
@@ -17,8 +18,9 @@ from engine.errors import APIError, not_found
 from engine.settings import EngineSettings
 from engine.store import TERMINAL, Store, new_id, now
 
+log = logging.getLogger("tuneup.engine")
 FILE_PURPOSES = {"fine-tune", "assistants", "batch", "vision", "user_data", "evals"}
-SUFFIX_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SUFFIX_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def cursor_page(items: list[dict[str, Any]], after: str | None, limit: int) -> dict[str, Any]:
@@ -109,6 +111,45 @@ def check_method_fits(method: str, rows: list[Row], param: str) -> None:
         )
 
 
+async def validate_files(store: Store, job: dict[str, Any]) -> None:
+    """Check a new job's files; any failure moves it to 'failed' with the reason."""
+    store.add_event(job["id"], f"Validating training file: {job['training_file']}")
+    try:
+        for param in ("training_file", "validation_file"):
+            if job.get(param):
+                found = store.get_file(job[param])
+                if not found:
+                    raise DataError(f"file {job[param]} was deleted", None, param)
+                rows = await asyncio.to_thread(read_rows, found[1], param)
+                check_method_fits(job["method"]["type"], rows, param)
+    except Exception as exc:  # any failure must leave 'validating_files', never hang there
+        if not isinstance(exc, DataError):
+            log.exception("validating the files of %s failed", job["id"])
+            exc = DataError("the engine could not read this file as training data")
+        error = {"code": "invalid_file", "message": str(exc), "param": exc.param}
+        if store.update_job(
+            job["id"],
+            {"status": "failed", "error": error, "finished_at": now()},
+            only_if=("validating_files",),
+        ):
+            store.add_event(job["id"], f"Job failed: {exc}", level="error")
+        return
+    if store.update_job(job["id"], {"status": "queued"}, only_if=("validating_files",)):
+        store.add_event(job["id"], "Files validated, moving job to queued state")
+
+
+def start_validation(app: Any, store: Store, job: dict[str, Any]) -> None:
+    task = asyncio.create_task(validate_files(store, job))
+    app.state.tasks.add(task)
+    task.add_done_callback(app.state.tasks.discard)
+
+
+def resume_validations(app: Any, store: Store) -> None:
+    """Jobs a stopped engine left in 'validating_files' are validated again at start-up."""
+    for job in store.jobs_with_status("validating_files"):
+        start_validation(app, store, job)
+
+
 def build_router(settings: EngineSettings, store: Store) -> APIRouter:
     router = APIRouter()
 
@@ -183,30 +224,12 @@ def build_router(settings: EngineSettings, store: Store) -> APIRouter:
         path.unlink(missing_ok=True)
         return {"id": file_id, "object": "file", "deleted": True}
 
-    async def validate_files(job: dict[str, Any]) -> None:
-        store.add_event(job["id"], f"Validating training file: {job['training_file']}")
-        try:
-            for param in ("training_file", "validation_file"):
-                if job.get(param):
-                    found = store.get_file(job[param])
-                    if not found:
-                        raise DataError(f"file {job[param]} was deleted", None, param)
-                    rows = await asyncio.to_thread(read_rows, found[1], param)
-                    check_method_fits(job["method"]["type"], rows, param)
-        except DataError as exc:
-            error = {"code": "invalid_file", "message": str(exc), "param": exc.param}
-            if store.update_job(
-                job["id"],
-                {"status": "failed", "error": error, "finished_at": now()},
-                only_if=("validating_files",),
-            ):
-                store.add_event(job["id"], f"Job failed: {exc}", level="error")
-            return
-        if store.update_job(job["id"], {"status": "queued"}, only_if=("validating_files",)):
-            store.add_event(job["id"], "Files validated, moving job to queued state")
-
     @router.post("/fine_tuning/jobs")
     async def create_job(body: JobCreate, request: Request) -> dict:
+        # A retried create with the same Idempotency-Key gets the job the first one made.
+        idempotency_key = request.headers.get("idempotency-key")
+        if idempotency_key and (earlier := store.job_by_idempotency_key(idempotency_key)):
+            return earlier
         kind, hyper = resolve_method(body)
         init_adapter = None
         if body.model in base_model_names(settings):
@@ -231,7 +254,7 @@ def build_router(settings: EngineSettings, store: Store) -> APIRouter:
                         f"File {file_id} was not uploaded with purpose 'fine-tune'",
                         param=param,
                     )
-        if body.suffix is not None and not SUFFIX_RE.match(body.suffix):
+        if body.suffix is not None and not SUFFIX_RE.fullmatch(body.suffix):
             raise APIError(
                 400,
                 "suffix must be 1-64 letters, digits, '-' or '_'",
@@ -271,12 +294,11 @@ def build_router(settings: EngineSettings, store: Store) -> APIRouter:
             "model_name": model_name,
             "hyperparameters": hyper,
             "method": kind,
+            "idempotency_key": idempotency_key,
         }
         store.add_job(job, internal)
         store.add_event(job_id, f"Created fine-tuning job: {job_id}")
-        task = asyncio.create_task(validate_files(job))
-        request.app.state.tasks.add(task)
-        task.add_done_callback(request.app.state.tasks.discard)
+        start_validation(request.app, store, job)
         return job
 
     @router.get("/fine_tuning/jobs")

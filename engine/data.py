@@ -131,11 +131,17 @@ def read_rows(path: Path, param: str = "training_file") -> list[Row]:
                 raise DataError("is not valid UTF-8", number, param) from None
             except json.JSONDecodeError as exc:
                 raise DataError(f"is not valid JSON ({exc.msg})", number, param) from None
+            except (ValueError, RecursionError):  # e.g. a 5000-digit number, absurd nesting
+                raise DataError("has a value the engine cannot read", number, param) from None
             try:
                 kind = _row_kind(obj, number)
             except DataError as exc:
                 exc.param = param
                 raise
+            except Exception:  # a field of the wrong type somewhere deep in the example
+                raise DataError(
+                    "is not a training example the engine can read", number, param
+                ) from None
             kinds.add(kind)
             if len(kinds) > 1:
                 raise DataError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +46,15 @@ def generate(
     want_logprobs: bool = False,
     seed: int | None = None,
     min_new_tokens: int = 0,
+    should_stop: Callable[[], bool] | None = None,
+    max_time: float | None = None,
 ) -> Generated:
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _Flag(StoppingCriteria):
+        def __call__(self, *_: Any, **__: Any) -> bool:
+            return bool(should_stop and should_stop())
+
     device = next(model.parameters()).device
     if seed is not None:
         torch.manual_seed(seed)
@@ -57,7 +66,10 @@ def generate(
         "eos_token_id": tokenizer.eos_token_id,
         "return_dict_in_generate": True,
         "output_scores": want_logprobs,
+        "stopping_criteria": StoppingCriteriaList([_Flag()]),
     }
+    if max_time:
+        kwargs["max_time"] = max_time
     if min_new_tokens:
         kwargs["min_new_tokens"] = min(min_new_tokens, max_new_tokens)
     if sample:

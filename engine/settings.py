@@ -32,6 +32,11 @@ class EngineSettings(BaseSettings):
     max_loaded_models: int = 2
     max_seq_len: int = 1024
     max_upload_bytes: int = 512 * 1024 * 1024
+    # Bodies of every other route (JSON requests) are capped here, before they are read.
+    max_request_bytes: int = 8 * 1024 * 1024
+    # Inference limits: longer prompts are refused; one generation stops after this long.
+    max_prompt_tokens: int = 4096
+    max_generation_seconds: float = 60.0
     base_learning_rate: float = 5e-4
     lora_rank: int = 16
     lora_alpha: int = 32

@@ -109,6 +109,12 @@ class Store:
     def set_internal(self, job_id: str, internal: dict[str, Any]) -> None:
         self._run("UPDATE jobs SET internal = ? WHERE id = ?", (json.dumps(internal), job_id))
 
+    def job_by_idempotency_key(self, key: str) -> dict[str, Any] | None:
+        row = self._one(
+            "SELECT obj FROM jobs WHERE json_extract(internal, '$.idempotency_key') = ?", (key,)
+        )
+        return json.loads(row[0]) if row else None
+
     def list_jobs(self) -> list[dict[str, Any]]:
         return [json.loads(r[0]) for r in self._all("SELECT obj FROM jobs ORDER BY seq DESC")]
 

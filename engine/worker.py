@@ -79,9 +79,15 @@ class JobRun:
             self.fail("invalid_file", str(exc), exc.param)
         except EngineGone:
             raise  # not this job's failure: the next engine resumes it
-        except Exception as exc:
-            log.exception("job %s crashed", self.job_id)
-            self.fail("internal_error", f"training stopped unexpectedly: {exc}")
+        except Exception:
+            # The details go to the engine log; the job (and so the chat) gets a plain sentence.
+            ref = self.job_id[-8:]
+            log.exception("job %s crashed (ref %s)", self.job_id, ref)
+            self.fail(
+                "internal_error",
+                f"training stopped unexpectedly inside the engine (reference {ref}); "
+                "the engine log has the details",
+            )
         finally:
             shutil.rmtree(self.settings.data_dir / "tmp" / self.job_id, ignore_errors=True)
 
@@ -380,7 +386,11 @@ class JobRun:
 
 
 def recover_interrupted(store: Store) -> None:
-    """Jobs left 'running' by a dead engine resume from their last checkpoint or fail clearly."""
+    """Jobs a dead engine left behind: every state has a way out.
+
+    'validating_files' goes back to validation (the API re-runs it at start-up); 'running'
+    resumes from its last checkpoint or fails clearly.
+    """
     for job in store.jobs_with_status("running"):
         internal = store.get_internal(job["id"])
         ckpt = internal.get("last_checkpoint")

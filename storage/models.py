@@ -18,7 +18,13 @@ class Job(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     provider: str
-    provider_job_id: str = Field(index=True)
+    # None while the job is 'pending': recorded, but not yet confirmed by the provider.
+    provider_job_id: str | None = Field(default=None, index=True)
+    # Sent to the provider with the create (header and metadata), so a retry or a restart
+    # finds the job that a create made instead of making a second one.
+    idempotency_key: str | None = Field(default=None, unique=True)
+    # The provider create request, kept so a pending row can be reconciled after a crash.
+    request: dict | None = Field(default=None, sa_column=Column(JSON))
     platform: str
     workspace: str
     channel: str
@@ -88,6 +94,10 @@ class Outbox(SQLModel, table=True):
     next_attempt_at: datetime = Field(default_factory=utcnow)
     delivered_at: datetime | None = Field(default=None, index=True)
     superseded: bool = False
+    # The posted message, recorded before its files are uploaded: a retry only adds the files.
+    message_ref: dict | None = Field(default=None, sa_column=Column(JSON))
+    # Set (and committed) just before a post: a retry after a crash first looks for the message.
+    posting_since: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -98,3 +108,5 @@ class SeenEvent(SQLModel, table=True):
 
     key: str = Field(primary_key=True)
     created_at: datetime = Field(default_factory=utcnow)
+    # None while being handled; a claim whose handler died is taken again after a lease.
+    done_at: datetime | None = None

@@ -1,17 +1,45 @@
-"""Small repository functions over the tables; every query is scoped by platform + workspace."""
+"""Small repository functions over the tables; every lookup for a user goes through a Scope."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import and_, func, or_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from storage.models import Dataset, Job, Outbox, SeenEvent, utcnow
 
-ACTIVE = ("validating_files", "queued", "running")
+# 'pending': recorded before the provider's create, not yet confirmed (see bot/lifecycle.py).
+ACTIVE = ("pending", "validating_files", "queued", "running")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Who is looking, and from where.
+
+    The one visibility rule: a dataset or job (and so its model) is visible in the channel where
+    it was created, and to its owner and the workspace's admins anywhere in the same workspace.
+    Anything else answers exactly like an id that does not exist.
+    """
+
+    platform: str
+    workspace: str
+    channel: str
+    user: str
+    admin: bool = False
+
+
+def visible(table: type[Job] | type[Dataset], scope: Scope) -> Any:
+    """The WHERE clause of the visibility rule for jobs or datasets."""
+    owner = Job.owner if table is Job else Dataset.uploaded_by
+    clause = and_(table.platform == scope.platform, table.workspace == scope.workspace)
+    if scope.admin:
+        return clause
+    return and_(clause, or_(table.channel == scope.channel, owner == scope.user))
 
 
 def add(session: Session, row: Job | Dataset | Outbox) -> None:
@@ -19,11 +47,13 @@ def add(session: Session, row: Job | Dataset | Outbox) -> None:
     session.flush()
 
 
-def find_job(session: Session, platform: str, workspace: str, ref: str) -> Job | None:
-    """Find a job by its number (`12`, `#12`) or the provider's job id, within one workspace."""
+def find_job(session: Session, scope: Scope, ref: str) -> Job | None:
+    """Find a visible job by its number (`12`, `#12`) or the provider's job id."""
     ref = ref.strip().lstrip("#")
-    query = select(Job).where(Job.platform == platform, Job.workspace == workspace)
+    query = select(Job).where(visible(Job, scope))
     if ref.isdigit():
+        if len(ref) > 18:  # beyond any database integer: simply not there
+            return None
         return session.exec(query.where(Job.id == int(ref))).first()
     return session.exec(query.where(Job.provider_job_id == ref)).first()
 
@@ -32,17 +62,22 @@ def active_jobs(session: Session) -> list[Job]:
     return list(session.exec(select(Job).where(col(Job.status).in_(ACTIVE)).order_by(Job.id)))
 
 
+def pollable_jobs(session: Session) -> list[Job]:
+    """Active jobs the provider has confirmed (pending rows are reconciled, not polled)."""
+    query = select(Job).where(col(Job.status).in_(ACTIVE), col(Job.provider_job_id).is_not(None))
+    return list(session.exec(query.order_by(Job.id)))
+
+
 def jobs_for(
     session: Session,
-    platform: str,
-    workspace: str,
+    scope: Scope,
     *,
     channel: str | None = None,
     owner: str | None = None,
     active_only: bool = True,
     limit: int = 10,
 ) -> list[Job]:
-    query = select(Job).where(Job.platform == platform, Job.workspace == workspace)
+    query = select(Job).where(visible(Job, scope))
     if active_only:
         query = query.where(col(Job.status).in_(ACTIVE))
     if channel and owner:
@@ -77,32 +112,44 @@ def latest_dataset(session: Session, platform: str, workspace: str, channel: str
     return session.exec(query).first()
 
 
-def find_dataset(session: Session, platform: str, workspace: str, ref: str) -> Dataset | None:
-    query = select(Dataset).where(Dataset.platform == platform, Dataset.workspace == workspace)
-    ref = ref.lstrip("#")
+def find_dataset(session: Session, scope: Scope, ref: str) -> Dataset | None:
+    query = select(Dataset).where(visible(Dataset, scope))
+    ref = ref.strip().lstrip("#")
     if ref.isdigit():
+        if len(ref) > 18:
+            return None
         return session.exec(query.where(Dataset.id == int(ref))).first()
     return session.exec(
         query.where(Dataset.filename == ref).order_by(col(Dataset.id).desc())
     ).first()
 
 
-def recent_datasets(
-    session: Session, platform: str, workspace: str, limit: int = 25
-) -> list[Dataset]:
-    query = select(Dataset).where(Dataset.platform == platform, Dataset.workspace == workspace)
+def recent_datasets(session: Session, scope: Scope, limit: int = 25) -> list[Dataset]:
+    query = select(Dataset).where(visible(Dataset, scope))
     return list(session.exec(query.order_by(col(Dataset.id).desc()).limit(limit)))
 
 
-def recent_models(session: Session, platform: str, workspace: str, limit: int = 25) -> list[str]:
+def recent_models(session: Session, scope: Scope, limit: int = 25) -> list[str]:
     query = (
         select(Job.fine_tuned_model)
-        .where(Job.platform == platform, Job.workspace == workspace)
+        .where(visible(Job, scope))
         .where(col(Job.fine_tuned_model).is_not(None))
         .order_by(col(Job.id).desc())
         .limit(limit)
     )
     return [m for m in session.exec(query) if m]
+
+
+def model_tuned_here(session: Session, model: str) -> bool:
+    """Whether any job (anywhere) produced `model`, so its visibility rule applies."""
+    base = model.split(":ckpt-step-")[0]
+    return session.exec(select(Job.id).where(Job.fine_tuned_model == base)).first() is not None
+
+
+def model_visible(session: Session, scope: Scope, model: str) -> bool:
+    base = model.split(":ckpt-step-")[0]
+    query = select(Job.id).where(visible(Job, scope), Job.fine_tuned_model == base)
+    return session.exec(query).first() is not None
 
 
 def dataset_by_sha(session: Session, sha256: str) -> Dataset | None:
@@ -179,15 +226,38 @@ def pending_count(session: Session) -> int:
     ).one()
 
 
-def mark_seen(engine: Engine, key: str) -> bool:
-    """Record a platform event id; False when it was already handled (a retry)."""
+def claim_event(engine: Engine, key: str, lease_seconds: float = 90) -> bool:
+    """Claim a platform event id for handling.
+
+    False when it was handled already, or is being handled (a retry while the first delivery
+    is still at work). A claim whose handler died without `finish_event` is taken again once
+    its lease runs out, so a crash mid-handling loses nothing when the platform retries.
+    """
     with Session(engine) as session:
         session.add(SeenEvent(key=key))
         try:
             session.commit()
+            return True
         except IntegrityError:
-            return False
-    return True
+            session.rollback()
+        now = utcnow()
+        taken = session.execute(
+            update(SeenEvent)
+            .where(
+                col(SeenEvent.key) == key,
+                col(SeenEvent.done_at).is_(None),
+                col(SeenEvent.created_at) < now - timedelta(seconds=lease_seconds),
+            )
+            .values(created_at=now)
+        )
+        session.commit()
+        return taken.rowcount == 1
+
+
+def finish_event(engine: Engine, key: str) -> None:
+    with Session(engine) as session:
+        session.execute(update(SeenEvent).where(col(SeenEvent.key) == key).values(done_at=utcnow()))
+        session.commit()
 
 
 def retry_later(row: Outbox, error: str, delay: float) -> None:

@@ -10,13 +10,13 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from adapters.discord_adapter.render import ASK, RUN, custom_id, to_parts
+from adapters.discord_adapter.render import ASK, RUN, custom_id, neutralise, to_parts
 from adapters.discord_adapter.sender import DiscordSender
 from adapters.downloads import download
+from bot import choices
 from bot.core import BotCore
 from bot.datasets import is_training_file
 from bot.types import Attachment, Button, Command, MessageRef, PlatformError, Reply, Target
-from storage import repo
 
 log = logging.getLogger("tuneup.discord")
 PLATFORM = "discord"
@@ -48,6 +48,11 @@ def invite_url(application_id: int) -> str:
     return discord.utils.oauth_url(
         application_id, permissions=PERMISSIONS, scopes=("bot", "applications.commands")
     )
+
+
+def workspace_of(guild_id: int | None, user_id: int) -> str:
+    """A guild is a workspace; each user's DMs are a workspace of their own, never shared."""
+    return str(guild_id) if guild_id else f"dm:{user_id}"
 
 
 def quoted(**options: object) -> str:
@@ -130,7 +135,7 @@ class TuneupDiscord(discord.Client):
     ) -> Command:
         return Command(
             platform=PLATFORM,
-            workspace=str(interaction.guild_id or "dm"),
+            workspace=workspace_of(interaction.guild_id, interaction.user.id),
             channel=str(interaction.channel_id),
             user=str(interaction.user.id),
             user_name=interaction.user.name,
@@ -138,6 +143,7 @@ class TuneupDiscord(discord.Client):
             text=text,
             is_admin=self.is_admin(interaction.user),
             attachments=[self.attachment(f) for f in files or []],
+            event_id=str(interaction.id),
         )
 
     async def run(
@@ -198,7 +204,10 @@ class TuneupDiscord(discord.Client):
             text = self.confirm_texts.get(cid) or f"Run `{command}`?"
             confirm = Button(label="Yes, go ahead", command=command, style="primary")
             await interaction.response.send_message(
-                text, view=to_parts(Reply(text="", buttons=[confirm])).view(), ephemeral=True
+                neutralise(text),
+                view=to_parts(Reply(text="", buttons=[confirm])).view(),
+                ephemeral=True,
+                allowed_mentions=discord.AllowedMentions.none(),
             )
         elif cid.startswith(RUN):
             name, _, text = cid.removeprefix(RUN).lstrip("/").partition(" ")
@@ -212,7 +221,9 @@ class TuneupDiscord(discord.Client):
                 continue
             cmd = Command(
                 platform=PLATFORM,
-                workspace=str(message.guild.id if message.guild else "dm"),
+                workspace=workspace_of(
+                    message.guild.id if message.guild else None, message.author.id
+                ),
                 channel=str(message.channel.id),
                 user=str(message.author.id),
                 user_name=message.author.name,
@@ -233,43 +244,28 @@ class TuneupDiscord(discord.Client):
     async def job_choices(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        with self.core.ctx.session() as session:
-            jobs = repo.jobs_for(
-                session, PLATFORM, str(interaction.guild_id or "dm"), active_only=False, limit=25
-            )
-        current = current.lower().lstrip("#")
+        cmd = self.command_for(interaction, "status", "")
         return [
-            app_commands.Choice(
-                name=f"#{j.id} · {j.status} · {j.fine_tuned_model or j.base_model}"[:100],
-                value=str(j.id),
-            )
-            for j in jobs
-            if current in str(j.id) or current in (j.fine_tuned_model or j.base_model).lower()
+            app_commands.Choice(name=label[:100], value=value)
+            for label, value in choices.job_choices(self.core.ctx, cmd, current)
         ]
 
     async def model_choices(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        with self.core.ctx.session() as session:
-            models = repo.recent_models(session, PLATFORM, str(interaction.guild_id or "dm"))
-        names = list(dict.fromkeys([*models, self.core.settings.default_model]))
+        cmd = self.command_for(interaction, "models", "")
         return [
             app_commands.Choice(name=m[:100], value=m[:100])
-            for m in names
-            if current.lower() in m.lower()
-        ][:25]
+            for m in choices.model_choices(self.core.ctx, cmd, current)
+        ]
 
     async def dataset_choices(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        with self.core.ctx.session() as session:
-            rows = repo.recent_datasets(session, PLATFORM, str(interaction.guild_id or "dm"))
+        cmd = self.command_for(interaction, "validate", "")
         return [
-            app_commands.Choice(
-                name=f"#{d.id} · {d.filename} · {d.n_examples} examples"[:100], value=str(d.id)
-            )
-            for d in rows
-            if current.lower() in f"{d.id} {d.filename}".lower()
+            app_commands.Choice(name=label[:100], value=value)
+            for label, value in choices.dataset_choices(self.core.ctx, cmd, current)
         ]
 
 

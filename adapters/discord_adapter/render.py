@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,23 +25,39 @@ CUSTOM_ID_LIMIT = 100
 COLORS = {"✅": 0x2EB67D, "❌": 0xE01E5A, "⚠️": 0xECB22E, "🛑": 0x999999}
 
 
+ZWSP = "\u200b"
+# Mentions (<@id>, <@&role>, <#channel>, @everyone, @here) and masked links [text](url).
+_MENTION = re.compile(r"<(?=[@#!&:a])|@(?=everyone|here)")
+_MASKED_LINK = re.compile(r"\]\(")
+
+
+def neutralise(text: str) -> str:
+    """Text shown as text: nothing from a user can ping anyone or disguise a link."""
+    text = _MENTION.sub(lambda m: m.group(0) + ZWSP, text)
+    return _MASKED_LINK.sub("]" + ZWSP + "(", text)
+
+
 @dataclass
 class Parts:
     content: str
     embeds: list[discord.Embed] = field(default_factory=list)
     files: list[FileOut] = field(default_factory=list)
     buttons: list[Button] = field(default_factory=list)
+    mention: str | None = None
 
     def discord_files(self) -> list[discord.File]:
         return [discord.File(io.BytesIO(f.data), filename=f.name) for f in self.files]
 
     def message_kwargs(self) -> dict[str, Any]:
-        """Arguments for `send`/`followup.send`: only users can be mentioned, never roles."""
+        """Arguments for `send`/`followup.send`: only the reply's own mention can ping."""
+        users = [discord.Object(int(self.mention))] if (self.mention or "").isdigit() else False
         kwargs: dict[str, Any] = {
             "content": self.content,
             "embeds": self.embeds,
             "files": self.discord_files(),
-            "allowed_mentions": discord.AllowedMentions(users=True, roles=False, everyone=False),
+            "allowed_mentions": discord.AllowedMentions(
+                users=users, roles=False, everyone=False, replied_user=False
+            ),
         }
         if (view := self.view()) is not None:
             kwargs["view"] = view
@@ -83,25 +100,31 @@ def _color(reply: Reply) -> int:
 
 def to_parts(reply: Reply) -> Parts:
     """Headline as content, sections as embeds; whatever does not fit goes into message.txt."""
-    headline = f"<@{reply.mention}> {reply.text}" if reply.mention else reply.text
+    text = neutralise(reply.text)
+    headline = f"<@{reply.mention}> {text}" if reply.mention else text
     # A command too long for a custom_id is shown to type instead of being cut short.
     fits = [b for b in reply.buttons if len(custom_id(b)) <= CUSTOM_ID_LIMIT]
     for button in reply.buttons:
         if button not in fits:
             headline += f"\n{button.label}: `{button.command}`"
-    parts = Parts(content="", files=list(reply.files[:FILES_PER_MESSAGE]), buttons=fits)
+    parts = Parts(
+        content="", files=list(reply.files[:FILES_PER_MESSAGE]), buttons=fits, mention=reply.mention
+    )
     overflow = len(headline) > CONTENT_LIMIT
     parts.content = _cut(headline, CONTENT_LIMIT)
     total = 0
     for section in reply.sections:
         embed = discord.Embed(color=_color(reply))
         if section.title:
-            embed.title = _cut(section.title, EMBED_TITLE)
+            embed.title = _cut(neutralise(section.title), EMBED_TITLE)
         if section.text:
-            embed.description = _cut(section.text, EMBED_DESCRIPTION)
+            embed.description = _cut(neutralise(section.text), EMBED_DESCRIPTION)
             overflow |= len(section.text) > EMBED_DESCRIPTION
         for name, value in section.fields[:FIELDS_PER_EMBED]:
-            embed.add_field(name=_cut(name, FIELD_NAME), value=_cut(value or "–", FIELD_VALUE))
+            embed.add_field(
+                name=_cut(neutralise(name), FIELD_NAME),
+                value=_cut(neutralise(value or "–"), FIELD_VALUE),
+            )
         overflow |= len(section.fields) > FIELDS_PER_EMBED
         size = len(embed)
         if total + size > EMBED_TOTAL or len(parts.embeds) == EMBEDS_PER_MESSAGE:

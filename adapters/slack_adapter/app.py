@@ -20,7 +20,6 @@ from bot.core import BotCore
 from bot.datasets import is_training_file
 from bot.router import normalize_name
 from bot.types import Attachment, Command, PlatformError, Reply, Target
-from storage import repo
 
 log = logging.getLogger("tuneup.slack")
 PLATFORM = "slack"
@@ -91,7 +90,7 @@ class SlackBot:
         self.sender = SlackSender(self.client)
         core.register(self.sender)
         self.admins = SlackAdmins(self.client, admin_groups or [])
-        self._queue: asyncio.Queue[tuple[Command, Any | None]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[Command, Any | None, list[str]]] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
         self.app = AsyncApp(
             client=self.client,
@@ -124,6 +123,12 @@ class SlackBot:
         name = normalize_name(command["command"])
         text = command.get("text", "") or ""
         sub = normalize_name(text.split()[0]) if name == "tuneup" and text.strip() else name
+        # A signed request replayed within Slack's 5-minute window carries the same trigger_id.
+        trigger = command.get("trigger_id")
+        key = f"slack:{command['team_id']}:trigger:{trigger}" if trigger else None
+        if key and not self.core.claim_event(key):
+            await ack()
+            return
         await (ack(SLOW[sub]) if sub in SLOW else ack())
         self.submit(
             Command(
@@ -134,8 +139,10 @@ class SlackBot:
                 user_name=command.get("user_name"),
                 name=name,
                 text=text,
+                event_id=trigger,
             ),
             respond,
+            [key] if key else [],
         )
 
     async def _on_button(
@@ -155,38 +162,54 @@ class SlackBot:
             name=name,
             text=text,
             thread=message.get("thread_ts") or message.get("ts"),
+            event_id=body.get("trigger_id"),
         )
         self.submit(cmd, respond)
 
     async def _on_file_message(
         self, body: dict[str, Any], event: dict[str, Any], context: Any
     ) -> None:
-        if event.get("user") == context.get("bot_user_id") or not self._first(body):
+        if event.get("user") == context.get("bot_user_id"):
+            return
+        claimed = self._claim(body)
+        if claimed is False:
             return
         thread = event.get("thread_ts") or event.get("ts")
         for file in event.get("files") or []:
-            await self._validate_upload(body, event["channel"], event.get("user", ""), file, thread)
+            await self._validate_upload(
+                body, event["channel"], event.get("user", ""), file, thread, claimed
+            )
 
     async def _on_file_shared(
         self, body: dict[str, Any], event: dict[str, Any], context: Any
     ) -> None:
         user = event.get("user_id", "")
-        if user == context.get("bot_user_id") or not self._first(body):
+        if user == context.get("bot_user_id"):
+            return
+        claimed = self._claim(body)
+        if claimed is False:
             return
         try:
             file = (await self.client.files_info(file=event["file_id"]))["file"]
         except SlackApiError as exc:
             log.warning("files.info failed: %s", exc.response.get("error"))
-            return
+            return  # left unfinished: Slack's retry of this event tries again
         channel = event.get("channel_id", "")
-        await self._validate_upload(body, channel, user, file, _share_ts(file, channel))
+        await self._validate_upload(body, channel, user, file, _share_ts(file, channel), claimed)
 
     # ----- work -----
 
-    def _first(self, body: dict[str, Any]) -> bool:
-        """Slack retries events it thinks were missed; each event_id is handled once."""
+    def _claim(self, body: dict[str, Any]) -> str | None | bool:
+        """Slack retries events it thinks were missed; each event_id is handled once.
+
+        Returns the claimed key (finished only once the work is delivered, so a crash before
+        that lets Slack's retry do it), None for an event without an id, False for a repeat.
+        """
         event_id = body.get("event_id")
-        return event_id is None or repo.mark_seen(self.core.db, f"slack:{event_id}")
+        if event_id is None:
+            return None
+        key = f"slack:{event_id}"
+        return key if self.core.claim_event(key) else False
 
     async def _validate_upload(
         self,
@@ -195,13 +218,19 @@ class SlackBot:
         user: str,
         file: dict[str, Any],
         thread: str | None,
+        event_key: str | None = None,
     ) -> None:
         name = file.get("name") or file.get("title") or "file"
         team = body.get("team_id", "")
         if not is_training_file(name):
+            if event_key:
+                self.core.finish_event(event_key)
             return
         # file_shared and message/file_share both announce one upload: check it once.
-        if not repo.mark_seen(self.core.db, f"slack:{team}:file:{file.get('id')}"):
+        file_key = f"slack:{team}:file:{file.get('id')}"
+        if not self.core.claim_event(file_key):
+            if event_key:
+                self.core.finish_event(event_key)
             return
         cmd = Command(
             platform=PLATFORM,
@@ -212,7 +241,7 @@ class SlackBot:
             thread=thread,
             attachments=[self.attachment(file)],
         )
-        self.submit(cmd, None)
+        self.submit(cmd, None, [k for k in (event_key, file_key) if k])
 
     def attachment(self, file: dict[str, Any]) -> Attachment:
         url = file.get("url_private_download") or file.get("url_private") or ""
@@ -230,17 +259,24 @@ class SlackBot:
 
         return Attachment(name=name, size=int(file.get("size") or 0), fetch=fetch, url=url)
 
-    def submit(self, cmd: Command, respond: Any | None) -> None:
-        """Queue a command for the workers; the listener returns at once."""
+    def submit(
+        self, cmd: Command, respond: Any | None, event_keys: list[str] | None = None
+    ) -> None:
+        """Queue a command for the workers; the listener returns at once.
+
+        `event_keys` are marked handled only after the reply went out.
+        """
         if not self._workers:
             self._workers = [asyncio.create_task(self._worker()) for _ in range(WORKERS)]
-        self._queue.put_nowait((cmd, respond))
+        self._queue.put_nowait((cmd, respond, event_keys or []))
 
     async def _worker(self) -> None:
         while True:
-            cmd, respond = await self._queue.get()
+            cmd, respond, keys = await self._queue.get()
             try:
-                await self.run(cmd, respond)
+                if await self.run(cmd, respond):
+                    for key in keys:
+                        self.core.finish_event(key)
             finally:
                 self._queue.task_done()
 
@@ -253,14 +289,16 @@ class SlackBot:
             task.cancel()
         self._workers = []
 
-    async def run(self, cmd: Command, respond: Any | None) -> None:
-        """Dispatch a command and deliver its reply; never raises into Bolt."""
+    async def run(self, cmd: Command, respond: Any | None) -> bool:
+        """Dispatch a command and deliver its reply; never raises into Bolt. True when done."""
         try:
             cmd.is_admin = await self.admins.is_admin(cmd.workspace, cmd.user)
             reply = await self.core.handle(cmd)
             await self.deliver(cmd, reply, respond)
+            return True
         except Exception:
             log.exception("handling /%s failed", cmd.name)
+            return False
 
     async def deliver(self, cmd: Command, reply: Reply, respond: Any | None) -> None:
         if reply.ephemeral:

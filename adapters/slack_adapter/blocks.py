@@ -16,6 +16,11 @@ MAX_INLINE_CHARS = 12000
 BUTTON_ACTION = "tuneup_cmd"
 
 
+def escape(text: str) -> str:
+    """Slack's own escaping: text from users can never become a mention, link or @channel."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _mrkdwn(text: str) -> dict[str, str]:
     return {"type": "mrkdwn", "text": text}
 
@@ -47,7 +52,8 @@ def chunks(text: str, limit: int = SECTION_LIMIT) -> list[str]:
 
 
 def _headline(reply: Reply) -> str:
-    return f"<@{reply.mention}> {reply.text}" if reply.mention else reply.text
+    text = escape(reply.text)
+    return f"<@{reply.mention}> {text}" if reply.mention else text
 
 
 def to_blocks(reply: Reply) -> tuple[str, list[dict[str, Any]], FileOut | None]:
@@ -61,15 +67,19 @@ def to_blocks(reply: Reply) -> tuple[str, list[dict[str, Any]], FileOut | None]:
     ]
     for section in reply.sections:
         if section.title:
-            blocks.append({"type": "section", "text": _mrkdwn(f"*{section.title[:2900]}*")})
+            title = escape(section.title)[:2900]
+            blocks.append({"type": "section", "text": _mrkdwn(f"*{title}*")})
         if section.text:
-            blocks.extend({"type": "section", "text": _mrkdwn(c)} for c in chunks(section.text))
+            text = escape(section.text)
+            blocks.extend({"type": "section", "text": _mrkdwn(c)} for c in chunks(text))
         for i in range(0, len(section.fields), FIELDS_PER_SECTION):
             group = section.fields[i : i + FIELDS_PER_SECTION]
             blocks.append(
                 {
                     "type": "section",
-                    "fields": [_mrkdwn(f"*{k}*\n{v}"[:FIELD_LIMIT]) for k, v in group],
+                    "fields": [
+                        _mrkdwn(f"*{escape(k)}*\n{escape(v)}"[:FIELD_LIMIT]) for k, v in group
+                    ],
                 }
             )
     if overflow is not None or len(blocks) > MAX_BLOCKS - 2:
@@ -103,7 +113,7 @@ def _button(index: int, button: Any) -> dict[str, Any]:
     if button.confirm:
         element["confirm"] = {
             "title": _plain("Are you sure?", 100),
-            "text": _mrkdwn(button.confirm[:300]),
+            "text": _mrkdwn(escape(button.confirm)[:300]),
             "confirm": _plain(button.label, 30),
             "deny": _plain("Not now", 30),
         }

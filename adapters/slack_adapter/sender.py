@@ -13,6 +13,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack_adapter.blocks import to_blocks
 from bot.types import FileOut, MessageRef, PlatformError, Reply, Target
 
+MARKER_EVENT = "tuneup_notification"
+
 log = logging.getLogger("tuneup.slack")
 # Errors that no retry can fix; anything else (outages, rate limits, auth being repaired) is retried.
 PERMANENT = {"channel_not_found", "is_archived", "invalid_blocks", "msg_too_long", "no_text"}
@@ -47,6 +49,13 @@ class SlackSender:
 
     async def post(self, target: Target, reply: Reply) -> MessageRef:
         text, blocks, overflow = to_blocks(reply)
+        extra: dict[str, Any] = {}
+        if reply.marker:
+            # Message metadata: stored with the message, shown to nobody (api.slack.com/metadata).
+            extra["metadata"] = {
+                "event_type": MARKER_EVENT,
+                "event_payload": {"marker": reply.marker},
+            }
         try:
             resp = await self.client.chat_postMessage(
                 channel=target.channel,
@@ -55,6 +64,7 @@ class SlackSender:
                 blocks=blocks,
                 unfurl_links=False,
                 unfurl_media=False,
+                **extra,
             )
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
             raise platform_error(exc) from None
@@ -63,6 +73,43 @@ class SlackSender:
         if files:
             await self.upload(ref.channel, target.thread or ref.id, files)
         return ref
+
+    async def attach(
+        self, ref: MessageRef, target: Target, files: list[FileOut], *, retry: bool
+    ) -> None:
+        """Upload a posted message's files into its thread; a retry skips those already there."""
+        thread = target.thread or ref.id
+        if retry:
+            present = await self._names_in_thread(ref.channel, thread)
+            files = [f for f in files if f.name not in present]
+        if files:
+            await self.upload(ref.channel, thread, files)
+
+    async def _names_in_thread(self, channel: str, thread: str) -> set[str]:
+        messages = await self._thread_messages(channel, thread)
+        return {f.get("name") for m in messages for f in m.get("files") or []}
+
+    async def _thread_messages(self, channel: str, thread: str | None) -> list[dict[str, Any]]:
+        try:
+            if thread:
+                resp = await self.client.conversations_replies(
+                    channel=channel, ts=thread, include_all_metadata=True, limit=200
+                )
+            else:
+                resp = await self.client.conversations_history(
+                    channel=channel, include_all_metadata=True, limit=100
+                )
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            raise platform_error(exc) from None
+        return list(resp.get("messages") or [])
+
+    async def find_posted(self, target: Target, marker: str) -> MessageRef | None:
+        """The bot's message carrying `marker`, if an earlier attempt posted it."""
+        for message in await self._thread_messages(target.channel, target.thread):
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("marker") == marker:
+                return MessageRef(channel=target.channel, id=message["ts"], thread=target.thread)
+        return None
 
     async def upload(self, channel: str, thread: str | None, files: list[FileOut]) -> None:
         uploads: list[dict[str, Any]] = [

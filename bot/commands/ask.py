@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import openai
+
 from bot.context import Context, UserError
 from bot.providers import OPENAI_PREFIXES
 from bot.router import command
@@ -7,6 +9,10 @@ from bot.types import Command, Reply, Section
 from storage import repo
 
 MAX_ANSWER_TOKENS = 200
+# A question, not a document: longer prompts are refused before any provider is called.
+MAX_PROMPT_CHARS = 4000
+# One answer may take this long; inference is never retried (a retry only queues it twice).
+ASK_TIMEOUT_SECONDS = 60
 
 
 def _looks_like_model(token: str, ctx: Context) -> bool:
@@ -16,28 +22,71 @@ def _looks_like_model(token: str, ctx: Context) -> bool:
     return known or token == ctx.settings.default_model
 
 
+def _unknown_model(model: str) -> UserError:
+    return UserError(f"No model `{model}` here. `/models` lists the models you can ask.")
+
+
+def check_model_visible(ctx: Context, cmd: Command, model: str) -> None:
+    """A model tuned in another channel answers exactly like a model that does not exist.
+
+    Tuned models of the local engine are all tuneup's, so one not visible here is unknown
+    without asking the engine; other providers' models tuneup never saw are the provider's to
+    answer for (a team's own OpenAI fine-tunes, say).
+    """
+    provider, _ = ctx.providers.for_model(model)
+    with ctx.session() as session:
+        if repo.model_visible(session, ctx.scope(cmd), model):
+            return
+        ours = provider.is_local and model.startswith("ft:")
+        if ours or repo.model_tuned_here(session, model):
+            raise _unknown_model(model)
+
+
 async def _answer(ctx: Context, model: str, prompt: str) -> str:
     provider, remote_model = ctx.providers.for_model(model)
-    response = await provider.client.chat.completions.create(
-        model=remote_model,
-        messages=[{"role": "user", "content": prompt}],
-        max_tokens=MAX_ANSWER_TOKENS,
-        temperature=0,
-    )
+    client = provider.client.with_options(max_retries=0, timeout=ASK_TIMEOUT_SECONDS)
+    try:
+        response = await client.chat.completions.create(
+            model=remote_model,
+            messages=[{"role": "user", "content": prompt}],
+            max_tokens=MAX_ANSWER_TOKENS,
+            temperature=0,
+        )
+    except openai.NotFoundError:
+        raise _unknown_model(model) from None
+    except openai.APITimeoutError:
+        raise UserError(
+            f"{provider.label} took longer than {ASK_TIMEOUT_SECONDS}s to answer, so I stopped "
+            "waiting. Try a shorter question, or again when it is less busy."
+        ) from None
     return (response.choices[0].message.content or "").strip() or "(empty answer)"
+
+
+def _prompt(args: list[str]) -> str:
+    prompt = " ".join(args).strip()
+    if not prompt:
+        raise UserError("usage: give a prompt, e.g. `/ask-model What is LoRA?`")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise UserError(
+            f"That prompt is {len(prompt):,} characters; `/ask-model` takes up to "
+            f"{MAX_PROMPT_CHARS:,}. Shorten it, or use `/eval` for many examples."
+        )
+    return prompt
 
 
 @command(
     "ask-model",
     "/ask-model [model] <prompt> [compare=yes]",
     "Ask a model. Defaults to the newest model fine-tuned in this channel.",
-    "compare=yes also asks the base model, side by side, to see what training changed.",
+    "compare=yes also asks the base model, side by side, to see what training changed. "
+    f"Prompts are limited to {MAX_PROMPT_CHARS:,} characters.",
 )
 async def ask_command(ctx: Context, cmd: Command) -> Reply:
     args = list(cmd.args)
     model = cmd.options.get("model")
     if model is None and args and _looks_like_model(args[0], ctx):
         model = args.pop(0)
+    prompt = _prompt(args)
     base = None
     if model is None:
         with ctx.session() as session:
@@ -46,14 +95,14 @@ async def ask_command(ctx: Context, cmd: Command) -> Reply:
             model, base = job.fine_tuned_model, job.base_model
         else:
             model = ctx.settings.default_model
-    prompt = " ".join(args).strip()
-    if not prompt:
-        raise UserError("usage: give a prompt, e.g. `/ask-model What is LoRA?`")
-    answer = await _answer(ctx, model, prompt)
-    sections = [Section(title=f"`{model}`", text=answer)]
-    if cmd.options.get("compare", "").lower() in ("yes", "y", "true"):
-        base = base or (
-            model.split(":")[1] if model.startswith("ft:") else ctx.settings.default_model
-        )
-        sections.append(Section(title=f"`{base}` (base)", text=await _answer(ctx, base, prompt)))
+    check_model_visible(ctx, cmd, model)
+    async with ctx.ask_slot(cmd):
+        answer = await _answer(ctx, model, prompt)
+        sections = [Section(title=f"`{model}`", text=answer)]
+        if cmd.options.get("compare", "").lower() in ("yes", "y", "true"):
+            base = base or (
+                model.split(":")[1] if model.startswith("ft:") else ctx.settings.default_model
+            )
+            answer = await _answer(ctx, base, prompt)
+            sections.append(Section(title=f"`{base}` (base)", text=answer))
     return Reply(text=f"> {prompt}", sections=sections, thread=cmd.thread)

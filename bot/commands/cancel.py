@@ -18,11 +18,9 @@ async def cancel_command(ctx: Context, cmd: Command) -> Reply:
     if not cmd.args:
         raise UserError("usage: say which job, e.g. `/cancel 3`")
     with ctx.session() as session:
-        job = repo.find_job(session, cmd.platform, cmd.workspace, cmd.args[0])
+        job = repo.find_job(session, ctx.scope(cmd), cmd.args[0])
     if job is None:
-        raise UserError(
-            f"No job `{cmd.args[0]}` in this workspace. `/status` lists the active ones."
-        )
+        raise UserError(f"No job `{cmd.args[0]}` here. `/status` lists the active ones.")
     if job.owner != cmd.user and not ctx.is_admin(cmd):
         return Reply(
             text=f"⛔ Only the owner of {job_label(job)} or an admin can cancel it.", ephemeral=True

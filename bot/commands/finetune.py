@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import math
+import uuid
 from pathlib import Path
 from typing import Any
 
 import openai
 
+from bot import lifecycle
 from bot.context import Context, UserError
 from bot.datasets import ingest
 from bot.providers import Provider
@@ -28,8 +31,10 @@ def _hyperparameters(options: dict[str, str]) -> dict[str, Any]:
             value = options[option]
             try:
                 number = kind(value)
-            except ValueError:
-                raise UserError(f"usage: {option} must be a number (got `{value}`)") from None
+            except (ValueError, OverflowError):
+                raise UserError(f"usage: {option} must be a number (got `{value[:20]}`)") from None
+            if not math.isfinite(number):
+                raise UserError(f"usage: {option} must be a finite number (got `{value[:20]}`)")
             if number <= 0:
                 raise UserError(f"usage: {option} must be greater than 0")
             out[name] = number
@@ -39,7 +44,7 @@ def _hyperparameters(options: dict[str, str]) -> dict[str, Any]:
 def _find_dataset(ctx: Context, cmd: Command, ref: str | None) -> Dataset:
     with ctx.session() as session:
         if ref:
-            dataset = repo.find_dataset(session, cmd.platform, cmd.workspace, ref)
+            dataset = repo.find_dataset(session, ctx.scope(cmd), ref)
             if dataset is None:
                 raise UserError(f"No dataset `{ref}` here. Upload one with `/validate`.")
             return dataset
@@ -70,6 +75,13 @@ async def _provider_file(ctx: Context, provider: Provider, dataset: Dataset) -> 
             session.add(row)
             session.commit()
     return uploaded.id
+
+
+def idempotency_key(cmd: Command) -> str:
+    """One key per user action: a replayed platform event maps to the same key."""
+    if cmd.event_id:
+        return f"{cmd.platform}:{cmd.workspace}:{cmd.event_id}"[:120]
+    return f"{cmd.platform}:{uuid.uuid4().hex}"
 
 
 def _check_allowed(ctx: Context, cmd: Command) -> None:
@@ -143,29 +155,30 @@ async def finetune_command(ctx: Context, cmd: Command) -> Reply:
         )
     training_file = await _provider_file(ctx, provider, dataset)
     validation_file = await _provider_file(ctx, provider, validation) if validation else None
-    kwargs: dict[str, Any] = {
+    key = idempotency_key(cmd)
+    request: dict[str, Any] = {
         "model": remote_model,
         "training_file": training_file,
         "metadata": {
-            "platform": cmd.platform,
-            "workspace": cmd.workspace,
-            "channel": cmd.channel,
-            "user": cmd.user,
+            "platform": cmd.platform[:64],
+            "workspace": cmd.workspace[:64],
+            "channel": cmd.channel[:64],
+            "user": cmd.user[:64],
+            lifecycle.KEY_FIELD: key,
         },
     }
     # Preference data trains with DPO; everything else is supervised fine-tuning.
     method = "dpo" if dataset.report.get("data_format") == "preference" else "supervised"
     if hyper or method != "supervised":
-        kwargs["method"] = {"type": method, method: {"hyperparameters": hyper}}
+        request["method"] = {"type": method, method: {"hyperparameters": hyper}}
     if validation_file:
-        kwargs["validation_file"] = validation_file
+        request["validation_file"] = validation_file
     if opts.get("suffix"):
-        kwargs["suffix"] = opts["suffix"]
-    remote = await provider.client.fine_tuning.jobs.create(**kwargs)
-    with ctx.session() as session:
-        job = Job(
+        request["suffix"] = opts["suffix"]
+    job, fresh = lifecycle.record_intent(
+        ctx.db,
+        Job(
             provider=provider.name,
-            provider_job_id=remote.id,
             platform=cmd.platform,
             workspace=cmd.workspace,
             channel=cmd.channel,
@@ -175,10 +188,22 @@ async def finetune_command(ctx: Context, cmd: Command) -> Reply:
             training_file_id=training_file,
             validation_file_id=validation_file,
             dataset_id=dataset.id,
-            status=remote.status,
+            idempotency_key=key,
+            request=request,
+        ),
+    )
+    if not fresh:
+        return Reply(
+            text=f"{job_label(job)} was already started by this command; nothing new was started.",
+            ephemeral=True,
         )
-        repo.add(session, job)
-        session.commit()
+    try:
+        job = await lifecycle.create_once(ctx.db, provider, job)
+    except lifecycle.CreateUnconfirmed:
+        return Reply(
+            text=f"⏳ {provider.label} did not confirm {job_label(job)} in time. I am checking "
+            "with it and will post here if it started; don't start it again.",
+        )
     return Reply(
         text=f"🚀 Started {job_label(job)} on `{model}` with `{dataset.filename}`"
         + (" (DPO on preference pairs)." if method == "dpo" else "."),

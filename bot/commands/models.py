@@ -25,9 +25,9 @@ async def models_command(ctx: Context, cmd: Command) -> Reply:
                 )
             )
         except Exception as exc:
-            sections.append(Section(title=name, text=explain_error(exc, name)))
+            sections.append(Section(title=name, text=explain_error(exc, provider.label)))
     with ctx.session() as session:
-        done = repo.jobs_for(session, cmd.platform, cmd.workspace, active_only=False, limit=50)
+        done = repo.jobs_for(session, ctx.scope(cmd), active_only=False, limit=50)
     tuned = [j for j in done if j.fine_tuned_model]
     text = "\n".join(f"`{j.fine_tuned_model}` (job {j.id}, by {j.owner})" for j in tuned[:15])
     sections.append(Section(title="Fine-tuned here", text=text or "none yet"))

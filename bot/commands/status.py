@@ -15,15 +15,11 @@ from storage import repo
 async def status_command(ctx: Context, cmd: Command) -> Reply:
     with ctx.session() as session:
         if cmd.args:
-            job = repo.find_job(session, cmd.platform, cmd.workspace, cmd.args[0])
+            job = repo.find_job(session, ctx.scope(cmd), cmd.args[0])
             if job is None:
-                raise UserError(
-                    f"No job `{cmd.args[0]}` in this workspace. `/status` lists the active ones."
-                )
+                raise UserError(f"No job `{cmd.args[0]}` here. `/status` lists the active ones.")
             return status_reply(job)
-        jobs = repo.jobs_for(
-            session, cmd.platform, cmd.workspace, channel=cmd.channel, owner=cmd.user
-        )
+        jobs = repo.jobs_for(session, ctx.scope(cmd), channel=cmd.channel, owner=cmd.user)
     if not jobs:
         return Reply(text="No active jobs here. Start one with `/finetune`.", ephemeral=True)
     fields = [

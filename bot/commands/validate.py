@@ -85,7 +85,7 @@ def _fixed_file(dataset: Dataset) -> Reply:
 
 def _stored(ctx: Context, cmd: Command, ref: str) -> Dataset:
     with ctx.session() as session:
-        dataset = repo.find_dataset(session, cmd.platform, cmd.workspace, ref)
+        dataset = repo.find_dataset(session, ctx.scope(cmd), ref)
     if dataset is None:
         raise UserError(f"No dataset `{ref}` here. Upload the file again to check it.")
     return dataset

@@ -194,7 +194,7 @@ def _scan(
     counter = chat.TokenCounter(encoding)
     fast = partial(scan.fast_line, counter=counter)
     for line, row in iter_rows(path, filename, report, fast):
-        scan.feed(line, row, report, counter)
+        scan.feed_guarded(line, row, report, counter)
     return scan
 
 

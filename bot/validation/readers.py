@@ -27,8 +27,44 @@ ALIASES = {
 }
 
 
+# One example bigger than this is refused unread: tokenizing one giant line takes minutes.
+MAX_LINE_BYTES = 4 * 2**20
+# An XLSX is a ZIP: its parts may unpack to at most this much (a zip bomb is refused unread).
+MAX_XLSX_UNPACKED = 256 * 2**20
+
+
 class Unreadable(Exception):
     pass
+
+
+def _line_too_long(raw: bytes, number: int, report: Report) -> bool:
+    if len(raw) <= MAX_LINE_BYTES:
+        return False
+    report.add(
+        "line_too_long",
+        "error",
+        f"Line is {len(raw) / 2**20:.1f} MB; one example may be at most "
+        f"{MAX_LINE_BYTES // 2**20} MB",
+        number,
+    )
+    return True
+
+
+def _check_xlsx_size(path: Path) -> None:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except zipfile.BadZipFile:
+        raise Unreadable(
+            "this is not a real XLSX spreadsheet; save it from Excel again, or export it as CSV"
+        ) from None
+    if unpacked > MAX_XLSX_UNPACKED:
+        raise Unreadable(
+            f"the spreadsheet unpacks to {unpacked / 2**20:,.0f} MB (the limit is "
+            f"{MAX_XLSX_UNPACKED // 2**20} MB); export the sheet as CSV or JSONL instead"
+        )
 
 
 def sniff_binary(head: bytes, suffix: str) -> str | None:
@@ -78,7 +114,9 @@ def iter_jsonl(
                 if remaining == 0:
                     return
                 remaining -= len(raw)
-            if fast is not None and fast(number, raw):
+            if _line_too_long(raw, number, report):
+                continue
+            if fast is not None and _fast_ok(fast, number, raw):
                 continue
             try:  # the common case: valid UTF-8 JSON, parsed straight from the bytes
                 yield number, orjson.loads(raw)
@@ -100,6 +138,16 @@ def iter_jsonl(
                 report.add("too_deep", "error", "JSON is nested too deeply", number)
             except json.JSONDecodeError as exc:
                 report.add("invalid_json", "error", f"Line is not valid JSON ({exc.msg})", number)
+            except ValueError:  # a number too long to read (Python's int-string limit)
+                report.add("number_too_long", "error", "Line has a number too long to read", number)
+
+
+def _fast_ok(fast: Callable[[int, bytes], bool], number: int, raw: bytes) -> bool:
+    """The fast path takes a line only when it is sure; anything odd goes the careful way."""
+    try:
+        return fast(number, raw)
+    except Exception:
+        return False
 
 
 def _json_array(path: Path, report: Report) -> list[Any] | None:
@@ -135,7 +183,7 @@ def _frame_rows(frame: pd.DataFrame, report: Report, first_line: int) -> Iterato
     for index, record in enumerate(frame.to_dict(orient="records")):
         row = {k: ("" if pd.isna(v) else v) for k, v in record.items()}
         if isinstance(row.get("messages"), str):
-            with contextlib.suppress(json.JSONDecodeError):
+            with contextlib.suppress(json.JSONDecodeError, RecursionError, ValueError):
                 row["messages"] = json.loads(row["messages"])
         yield first_line + index, row
 
@@ -196,6 +244,7 @@ def iter_rows(
         report.fixes.append(f"converted {suffix.upper()[1:]} to JSONL")
         yield from _frame_rows(frame, report, 2)
     elif suffix == ".xlsx":
+        _check_xlsx_size(path)
         try:
             sheets = pd.read_excel(io.BytesIO(path.read_bytes()), sheet_name=None, dtype=str)
         except Exception as exc:  # openpyxl raises many types for broken files

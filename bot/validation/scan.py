@@ -144,6 +144,13 @@ class Scan:
         self.kept_lines.append(line)
         return True
 
+    def feed_guarded(self, line: int, row: Any, report: Report, counter: chat.TokenCounter) -> None:
+        """`feed`, where a shape no check foresaw is a problem on its line, never a crash."""
+        try:
+            self.feed(line, row, report, counter)
+        except Exception as exc:
+            report.add("unreadable_example", "error", unreadable_message(exc), line)
+
     def feed(self, line: int, row: Any, report: Report, counter: chat.TokenCounter) -> None:
         self.n_examples += 1
         fmt = row_format(row)
@@ -228,6 +235,18 @@ class Scan:
             self.label_ids.append(label_id if label_id < 0 else self._label_id(names[label_id]))
 
 
+def unreadable_message(exc: Exception) -> str:
+    if isinstance(exc, UnicodeError):
+        return "Example has text that is not valid Unicode (e.g. a lone surrogate like \\ud800)"
+    if isinstance(exc, RecursionError):
+        return "Example is nested too deeply to check"
+    if isinstance(exc, TypeError):
+        return "Example has a value of the wrong type (e.g. a list or object where text belongs)"
+    if isinstance(exc, ValueError):
+        return "Example has a value that can't be read (e.g. a number with thousands of digits)"
+    return "Example could not be checked; see the format guide in `/help validate`"
+
+
 def _text(value: Any) -> str:
     if value is None:
         return ""
@@ -294,7 +313,7 @@ def _scan_chunk(job: tuple[Path, str, int, int, str]) -> tuple[Scan, Report, int
     counter = chat.TokenCounter(_FORKED["encoding"])
     fast = partial(scan.fast_line, counter=counter)
     for line, row in iter_jsonl(path, report, start=start, end=end, first_line=1, fast=fast):
-        scan.feed(line, row, report, counter)
+        scan.feed_guarded(line, row, report, counter)
     return scan, report, count_lines(path, start, end)
 
 

@@ -103,3 +103,79 @@ async def test_only_owner_or_admin_may_cancel(ctx: Context) -> None:
     # The admin confirms; the provider is down, which must read as a plain message.
     done = await dispatch(ctx, cmd("cancel", f"{job.id} confirm=yes", user="U2", admin=True))
     assert "Can't reach" in done.text
+
+
+async def test_unexpected_errors_give_a_reference_not_internals(
+    ctx: Context, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bot.router import REGISTRY, CommandSpec
+
+    async def broken(_: Context, __: Command) -> None:
+        raise ValueError("'str' object has no attribute 'get' in /srv/tuneup/secret/path.py")
+
+    REGISTRY["broken"] = CommandSpec("broken", "/broken", "fails", "", broken)  # type: ignore[arg-type]
+    try:
+        reply = await dispatch(ctx, cmd("broken"))
+    finally:
+        del REGISTRY["broken"]
+    assert "inside tuneup" in reply.text and "reference" in reply.text
+    for leak in ("ValueError", "attribute", "/srv/", "provider"):
+        assert leak not in reply.text
+    ref = reply.text.split("`")[1]
+    assert any(ref in r.getMessage() and r.exc_info for r in caplog.records)  # operators see it
+
+
+async def test_provider_errors_name_the_provider_that_failed(tmp_path: Path) -> None:
+    """OpenAI pointed at loopback is still OpenAI, never "local"."""
+    settings = Settings(
+        data_dir=tmp_path,
+        engine_url="http://127.0.0.1:9/v1",
+        engine_autostart=False,
+        openai_api_key="sk-test",
+        openai_base_url="http://127.0.0.1:8/v1",
+    )
+    ctx = Context(settings, open_database(settings.sqlite_url), Providers(settings))
+    reply = await dispatch(ctx, cmd("ask-model", "model=gpt-4o-mini hello"))
+    assert "Can't reach OpenAI" in reply.text and "local" not in reply.text
+
+
+@pytest.mark.parametrize("text", ["dataset=1' OR 1=1--", '"unclosed', "a 'b c", "dataset=\"1 ' x"])
+async def test_unbalanced_quotes_are_a_usage_message(ctx: Context, text: str) -> None:
+    reply = await dispatch(ctx, cmd("validate", text))
+    assert reply.text.startswith("⚠️ can't read the arguments") and "Usage:" in reply.text
+
+
+def test_console_survives_unbalanced_quotes(tmp_path: Path) -> None:
+    import io
+
+    from adapters.console_adapter import ConsoleAdapter
+
+    out = io.StringIO()
+    adapter = ConsoleAdapter(tmp_path, stream=out)
+    assert adapter.parse("/validate dataset=1' OR 1=1--") is None
+    assert "quote is not closed" in out.getvalue()
+    assert adapter.parse("/status 1' OR 1=1--") is not None  # the router answers this one
+
+
+async def test_long_prompt_is_refused_before_any_provider_call(ctx: Context) -> None:
+    reply = await dispatch(ctx, cmd("ask-model", "x" * 32000))
+    assert "32,000 characters" in reply.text and "Can't reach" not in reply.text
+
+
+def test_auto_started_engine_gets_no_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "TUNEUP_SLACK_BOT_TOKEN": "xoxb-secret",
+        "TUNEUP_DISCORD_TOKEN": "discord-secret",
+        "OPENAI_API_KEY": "sk-secret",
+        "TUNEUP_OPENAI_API_KEY": "sk-secret2",
+        "AWS_SECRET_ACCESS_KEY": "aws-secret",
+        "TUNEUP_ENGINE_MAX_SEQ_LEN": "512",
+        "HF_HUB_OFFLINE": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    env = Settings(data_dir=tmp_path, engine_api_key="ek").engine_env()
+    assert not any("secret" in v for v in env.values())
+    assert env["TUNEUP_ENGINE_MAX_SEQ_LEN"] == "512" and env["HF_HUB_OFFLINE"] == "1"
+    assert env["TUNEUP_ENGINE_API_KEY"] == "ek" and "PATH" in env

@@ -360,6 +360,9 @@ class DiscordFake:
             total += sum(len(f["name"]) + len(f["value"]) for f in fields)
         if total > 6000:
             return "embeds over 6000 characters"
+        if (payload.get("allowed_mentions") or {}).get("parse"):
+            # tuneup never lets Discord parse mentions out of text: only explicit user ids ping.
+            return "allowed_mentions parses mentions from text"
         for row in payload.get("components") or []:
             for c in row.get("components", []):
                 if len(c.get("custom_id", "")) > 100 or len(c.get("label", "")) > 80:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -18,6 +19,7 @@ from aiohttp import web
 
 BOT_TOKEN = "xoxb-1111-2222-secret-bot-token"
 APP_TOKEN = "xapp-1-A1-3333-secret-app-token"
+BROADCAST = re.compile(r"<!(channel|here|everyone)")
 BLOCK_TYPES = {"section", "actions", "context", "divider", "header", "image", "rich_text"}
 
 
@@ -32,6 +34,32 @@ class Message:
     edits: list[dict[str, Any]] = field(default_factory=list)
     files: list[dict[str, Any]] = field(default_factory=list)
     ephemeral_for: str | None = None
+    metadata: dict[str, Any] | None = None
+
+    def as_api(self, with_metadata: bool) -> dict[str, Any]:
+        """A message object as conversations.history/replies return it (api.slack.com/types)."""
+        out: dict[str, Any] = {
+            "type": "message",
+            "user": self.user,
+            "text": self.text,
+            "ts": self.ts,
+        }
+        if self.thread_ts:
+            out["thread_ts"] = self.thread_ts
+        if self.files:
+            out["files"] = [{"id": f["id"], "name": f["name"]} for f in self.files]
+        if with_metadata and self.metadata:
+            out["metadata"] = self.metadata
+        return out
+
+
+def _valid_metadata(metadata: Any) -> bool:
+    """Slack requires event_type and an object event_payload (api.slack.com/metadata)."""
+    return (
+        isinstance(metadata, dict)
+        and isinstance(metadata.get("event_type"), str)
+        and isinstance(metadata.get("event_payload"), dict)
+    )
 
 
 class SlackApiFake:
@@ -98,7 +126,7 @@ class SlackApiFake:
             params.update(json.loads(body))
         elif body and ctype.startswith("application/x-www-form-urlencoded"):
             params.update({k: v[0] for k, v in parse_qs(body.decode()).items()})
-        for key in ("blocks", "files"):
+        for key in ("blocks", "files", "metadata"):
             if isinstance(params.get(key), str):
                 params[key] = json.loads(params[key])
         return params
@@ -166,6 +194,9 @@ class SlackApiFake:
             return {"ok": False, "error": "no_text"}
         if "blocks" in p and (error := self._check_blocks(p["blocks"])):
             return {"ok": False, "error": error}
+        if BROADCAST.search(p.get("text", "") + json.dumps(p.get("blocks", []))):
+            # Slack would ping the whole channel: tuneup never means to.
+            self.errors.append("chat.postMessage: unescaped broadcast mention")
         message = Message(
             channel=channel,
             ts=self.next_ts(),
@@ -173,7 +204,10 @@ class SlackApiFake:
             blocks=p.get("blocks", []),
             thread_ts=p.get("thread_ts"),
             ephemeral_for=ephemeral_for,
+            metadata=p.get("metadata"),
         )
+        if message.metadata is not None and not _valid_metadata(message.metadata):
+            return {"ok": False, "error": "invalid_metadata_format"}
         self.messages.append(message)
         return {
             "ok": True,
@@ -199,6 +233,45 @@ class SlackApiFake:
             return {"ok": False, "error": error}
         found[0].edits.append({"text": p.get("text", ""), "blocks": p.get("blocks", [])})
         return {"ok": True, "channel": p["channel"], "ts": p["ts"], "text": p.get("text", "")}
+
+    # conversations.history / conversations.replies: newest first / parent first, as Slack does;
+    # metadata only with include_all_metadata (api.slack.com/methods/conversations.history).
+    def m_conversations_history(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel = p.get("channel")
+        if channel not in self.channels:
+            return {"ok": False, "error": "channel_not_found"}
+        meta = str(p.get("include_all_metadata", "")).lower() in ("1", "true")
+        found = [m for m in self.messages if m.channel == channel and m.ephemeral_for is None]
+        top = [m for m in found if m.thread_ts in (None, m.ts)]
+        limit = int(p.get("limit") or 100)
+        page = [m.as_api(meta) for m in reversed(top)][:limit]
+        return {
+            "ok": True,
+            "messages": page,
+            "has_more": False,
+            "response_metadata": {"next_cursor": ""},
+        }
+
+    def m_conversations_replies(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = p.get("channel"), p.get("ts")
+        if channel not in self.channels:
+            return {"ok": False, "error": "channel_not_found"}
+        if not ts:
+            return {"ok": False, "error": "invalid_arguments"}
+        meta = str(p.get("include_all_metadata", "")).lower() in ("1", "true")
+        thread = [
+            m
+            for m in self.messages
+            if m.channel == channel and m.ephemeral_for is None and ts in (m.ts, m.thread_ts)
+        ]
+        if not thread:
+            return {"ok": False, "error": "thread_not_found"}
+        return {
+            "ok": True,
+            "messages": [m.as_api(meta) for m in thread],
+            "has_more": False,
+            "response_metadata": {"next_cursor": ""},
+        }
 
     def m_files_info(self, p: dict[str, Any]) -> dict[str, Any]:
         file_id = p.get("file", "")

@@ -35,10 +35,12 @@ def test_jobs_are_scoped_by_platform_and_workspace(db) -> None:  # type: ignore[
         repo.add(s, a)
         repo.add(s, b)
         s.commit()
-        assert repo.find_job(s, "slack", "T1", str(a.id)).id == a.id
-        assert repo.find_job(s, "slack", "T1", str(b.id)) is None
-        assert repo.find_job(s, "discord", "T1", a.provider_job_id) is None
-        assert repo.find_job(s, "slack", "T2", f"#{b.id}").id == b.id
+        t1 = repo.Scope("slack", "T1", "C1", "U1")
+        assert repo.find_job(s, t1, str(a.id)).id == a.id
+        assert repo.find_job(s, t1, str(b.id)) is None
+        assert repo.find_job(s, repo.Scope("discord", "T1", "C1", "U1"), a.provider_job_id) is None
+        assert repo.find_job(s, repo.Scope("slack", "T2", "C1", "U1"), f"#{b.id}").id == b.id
+        assert repo.find_job(s, t1, "1" + "0" * 26) is None
         assert {j.id for j in repo.active_jobs(s)} == {a.id, b.id}
 
 
@@ -60,12 +62,15 @@ def test_outbox_keys_are_idempotent_and_progress_supersedes(db) -> None:  # type
 
 
 def test_seen_events_dedupe(db) -> None:  # type: ignore[no-untyped-def]
-    assert repo.mark_seen(db, "slack:Ev1")
-    assert not repo.mark_seen(db, "slack:Ev1")
+    assert repo.claim_event(db, "slack:Ev1")
+    assert not repo.claim_event(db, "slack:Ev1")  # being handled
+    assert repo.claim_event(db, "slack:Ev1", lease_seconds=0)  # its handler died: taken again
+    repo.finish_event(db, "slack:Ev1")
+    assert not repo.claim_event(db, "slack:Ev1", lease_seconds=0)  # handled: never again
 
 
 def test_migrations_are_repeatable(db, tmp_path) -> None:  # type: ignore[no-untyped-def]
     url = str(db.url.render_as_string(hide_password=False))
     open_database(url).dispose()  # upgrading an up-to-date schema is a no-op
     with db.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"

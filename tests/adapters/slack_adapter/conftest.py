@@ -21,6 +21,7 @@ from tests.conftest import ENGINE_KEY
 from tests.fakes.slack_api import BOT_TOKEN, SlackApiFake
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+FORM = "application/x-www-form-urlencoded"
 
 
 @dataclass
@@ -42,7 +43,13 @@ class SlackEnv:
     async def slash(
         self, command: str, text: str = "", user: str = "U1", channel: str = "C1"
     ) -> aiohttp.ClientResponse:
-        body = urlencode(
+        return await self.post(self.slash_body(command, text, user, channel), FORM)
+
+    def slash_body(
+        self, command: str, text: str = "", user: str = "U1", channel: str = "C1"
+    ) -> str:
+        """A slash command payload; every invocation gets its own trigger_id, as on Slack."""
+        return urlencode(
             {
                 "token": "legacy",
                 "team_id": "T1",
@@ -55,10 +62,9 @@ class SlackEnv:
                 "text": text,
                 "api_app_id": "A1",
                 "response_url": f"{self.fake.base}hooks/commands/T1/{time.monotonic_ns()}",
-                "trigger_id": "1.2.3",
+                "trigger_id": f"{time.monotonic_ns()}.1.trigger",
             }
         )
-        return await self.post(body, "application/x-www-form-urlencoded")
 
     async def event(self, event: dict[str, Any], event_id: str) -> aiohttp.ClientResponse:
         payload = {
@@ -92,7 +98,7 @@ class SlackEnv:
             "api_app_id": "A1",
             "token": "legacy",
             "container": {"type": "message", "message_ts": message_ts, "channel_id": "C1"},
-            "trigger_id": "1.2.3",
+            "trigger_id": f"{time.monotonic_ns()}.2.trigger",
             "channel": {"id": "C1", "name": "general"},
             "message": message,
             "response_url": f"{self.fake.base}hooks/actions/T1/{time.monotonic_ns()}",

@@ -13,7 +13,7 @@ from adapters.demo import sample_dataset
 from bot.types import Reply
 from storage import repo
 from storage.models import Job, Outbox
-from tests.adapters.slack_adapter.conftest import SlackEnv, buttons_of, wait_for
+from tests.adapters.slack_adapter.conftest import FORM, SlackEnv, buttons_of, wait_for
 from tests.fakes.slack_api import BOT_TOKEN
 
 
@@ -46,6 +46,42 @@ async def test_slash_command_acks_then_replies(slack_env: SlackEnv) -> None:
     await env.slash("/tuneup", "help cancel")
     await wait_for(lambda: len(env.fake.hooks) == 2)
     assert "/cancel" in env.fake.hooks[1]["text"]
+
+
+async def test_replayed_slash_command_is_handled_once(slack_env: SlackEnv) -> None:
+    """A correctly signed request sent again within Slack's 5 minutes does nothing twice."""
+    env = slack_env
+    body = env.slash_body("/help")
+    for _ in range(3):
+        assert (await env.post(body, FORM)).status == 200
+    await wait_for(lambda: env.fake.hooks)
+    await env.slash("/help", "cancel")  # a new invocation still works
+    await wait_for(lambda: len(env.fake.hooks) >= 2)
+    assert len(env.fake.hooks) == 2
+
+
+async def test_file_event_is_marked_handled_only_after_its_report(slack_env: SlackEnv) -> None:
+    """A retry of an upload event whose first handling died is handled; a later one is not."""
+    env = slack_env
+    env.core.claim_event("slack:EvDied")  # claimed by a handler that then died
+    assert not env.core.claim_event("slack:EvDied")  # still within its lease: a retry waits
+    data = sample_dataset(Path(env.core.settings.data_dir) / "r.jsonl", n=12).read_bytes()
+    file = env.fake.hosted("F9", "reviews.jsonl", data)
+    from storage.models import SeenEvent
+
+    with env.core.ctx.session() as s:  # the lease has run out
+        row = s.get(SeenEvent, "slack:EvDied")
+        row.created_at = row.created_at.replace(year=2000)
+        s.add(row)
+        s.commit()
+    await env.event(file_share_event(env, file), "EvDied")
+    await wait_for(lambda: any(m.files for m in env.fake.messages), timeout=60)
+    with env.core.ctx.session() as s:
+        await wait_for(lambda: s.get(SeenEvent, "slack:EvDied", populate_existing=True).done_at)
+    await env.event(file_share_event(env, file), "EvDied")  # Slack's retry after success
+    assert not env.core.claim_event("slack:EvDied")
+    reports = [m for m in env.fake.messages if "reviews.jsonl" in m.text]
+    assert len(reports) == 1
 
 
 async def test_bad_arguments_get_a_specific_answer(slack_env: SlackEnv) -> None:
