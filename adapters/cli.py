@@ -69,13 +69,22 @@ def validate(
     ),
     as_json: bool = typer.Option(False, "--json", help="print the full report as JSON"),
     validation: Path = typer.Option(None, help="validation file, checked for overlap"),
+    apply: str = typer.Option(
+        "", help="optional fixes to apply: lowercase,prefix,completion-prefix,long"
+    ),
 ) -> None:
     """Check a training file offline. Exits non-zero when it has errors."""
     from bot.validation.bounded import validate_bounded
+    from bot.validation.legacy import OPTIONAL
 
+    names = frozenset(n.strip() for n in apply.split(",") if n.strip())
+    if names - set(OPTIONAL):
+        typer.echo(f"--apply takes {', '.join(OPTIONAL)}; got {', '.join(sorted(names))}", err=True)
+        raise typer.Exit(2)
     settings = Settings()
     report = validate_bounded(
         file,
+        apply=names,
         timeout=settings.validate_timeout_seconds,
         memory_bytes=settings.validate_max_memory_mb * 2**20,
         model=model,

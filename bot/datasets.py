@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 from bot.context import Context, UserError
 from bot.types import Attachment, Command, FileOut
@@ -55,43 +56,110 @@ async def ingest(
     path = datasets_dir(ctx) / f"{sha}{suffix}"
     if not path.exists():
         path.write_bytes(data)
-    prices = ctx.settings.prices
+    return await register(ctx, cmd, path, attachment.name, model)
+
+
+async def reapply(
+    ctx: Context, cmd: Command, dataset: Dataset, names: frozenset[str]
+) -> tuple[Dataset, Report]:
+    """Check a stored upload again with optional fixes applied: a new dataset, same original."""
+    model = (dataset.report.get("estimate") or {}).get("model") or ctx.settings.default_model
+    return await register(ctx, cmd, Path(dataset.path), dataset.filename, model, names)
+
+
+async def register(
+    ctx: Context,
+    cmd: Command,
+    path: Path,
+    filename: str,
+    model: str,
+    apply: frozenset[str] = frozenset(),
+) -> tuple[Dataset, Report]:
+    """Validate a stored file and record it; a classification file's split becomes two datasets."""
     report = await asyncio.to_thread(
         validate_bounded,
         path,
-        attachment.name,
+        filename,
         timeout=ctx.settings.validate_timeout_seconds,
         memory_bytes=ctx.settings.validate_max_memory_mb * 2**20,
         model=model,
         max_bytes=ctx.settings.max_upload_bytes,
-        prices=prices,
+        prices=ctx.settings.prices,
         tokenizer_dirs=[ctx.settings.engine_model_cache_dir],
+        apply=apply,
     )
-    fixed_path = None
-    if report.fixed is not None:
-        fixed_path = datasets_dir(ctx) / f"{sha}.fixed.jsonl"
-        fixed_path.write_bytes(report.fixed)
+    fixed_path = _store_bytes(ctx, report.fixed)
     with ctx.session() as session:
-        earlier = repo.dataset_by_sha(session, sha)
-        dataset = Dataset(
-            sha256=sha,
-            filename=attachment.name,
+        dataset = _row(cmd, path, filename, report, fixed_path)
+        earlier = repo.dataset_by_sha(session, dataset.sha256)
+        if earlier is not None and earlier.fixed_path == dataset.fixed_path:
+            dataset.provider_files = dict(earlier.provider_files or {})  # same bytes upload
+        repo.add(session, dataset)
+        if report.fixed_train is not None and report.fixed_valid is not None:
+            _add_split(ctx, session, cmd, dataset, report)
+        session.commit()
+    return dataset, report
+
+
+def _store_bytes(ctx: Context, data: bytes | None) -> Path | None:
+    """Content-addressed, so different fixes of one upload never overwrite each other."""
+    if data is None:
+        return None
+    path = datasets_dir(ctx) / f"{hashlib.sha256(data).hexdigest()}.fixed.jsonl"
+    if not path.exists():
+        path.write_bytes(data)
+    return path
+
+
+def _row(cmd: Command, path: Path, filename: str, report: Report, fixed: Path | None) -> Dataset:
+    return Dataset(
+        sha256=path.name.split(".")[0],
+        filename=filename,
+        size=path.stat().st_size,
+        platform=cmd.platform,
+        workspace=cmd.workspace,
+        channel=cmd.channel,
+        uploaded_by=cmd.user,
+        path=str(path),
+        fixed_path=str(fixed) if fixed else None,
+        ok=report.ok,
+        n_examples=report.stats.get("usable_examples", report.n_examples),
+        billed_tokens=report.estimate.get("billed_tokens", 0),
+        report=report.to_dict(),
+    )
+
+
+def _add_split(ctx: Context, session: Any, cmd: Command, parent: Dataset, report: Report) -> None:
+    """prepare_data's stratified split, kept as two datasets (train, valid) of the parent."""
+    stem = Path(parent.filename).stem
+    halves = {}
+    for half, data in (("train", report.fixed_train), ("valid", report.fixed_valid)):
+        stored = _store_bytes(ctx, data)
+        assert stored is not None and data is not None
+        row = Dataset(
+            sha256=stored.name.split(".")[0],
+            filename=f"{stem}_prepared_{half}.jsonl",
             size=len(data),
             platform=cmd.platform,
             workspace=cmd.workspace,
             channel=cmd.channel,
             uploaded_by=cmd.user,
-            path=str(path),
-            fixed_path=str(fixed_path) if fixed_path else None,
-            ok=report.ok,
-            n_examples=report.stats.get("usable_examples", report.n_examples),
-            billed_tokens=report.estimate.get("billed_tokens", 0),
-            report=report.to_dict(),
-            provider_files=dict(earlier.provider_files) if earlier else {},
+            path=str(stored),
+            ok=parent.ok,
+            n_examples=data.count(b"\n"),
+            report={
+                "filename": f"{stem}_prepared_{half}.jsonl",
+                "split_of": parent.id,
+                "data_format": report.data_format,
+                "estimate": report.estimate,
+                "issues": [],
+            },
+            parent_id=parent.id,
         )
-        repo.add(session, dataset)
-        session.commit()
-    return dataset, report
+        repo.add(session, row)
+        halves[half] = row.id
+    parent.split = halves
+    session.add(parent)
 
 
 def report_files(dataset: Dataset, report: Report) -> list[FileOut]:

@@ -78,6 +78,13 @@ def _check_preference(obj: dict[str, Any], line: int) -> None:
     messages = inp.get("messages")
     if not isinstance(messages, list) or not messages:
         raise DataError("`input.messages` must be a non-empty list", line)
+    for i, msg in enumerate(messages):
+        if not (
+            isinstance(msg, dict)
+            and msg.get("role") in CHAT_ROLES
+            and isinstance(msg.get("content"), str)
+        ):
+            raise DataError(f"`input.messages` {i + 1} needs a known role and text content", line)
     for key in ("preferred_output", "non_preferred_output"):
         out = obj.get(key)
         if not (
@@ -94,7 +101,7 @@ def _check_preference(obj: dict[str, Any], line: int) -> None:
 def _check_messages(messages: Any, line: int) -> None:
     if not isinstance(messages, list) or not messages:
         raise DataError("`messages` must be a non-empty list", line)
-    has_assistant = False
+    has_assistant = trainable = False
     for i, msg in enumerate(messages):
         where = f"message {i + 1}"
         if not isinstance(msg, dict):
@@ -109,12 +116,41 @@ def _check_messages(messages: Any, line: int) -> None:
                 raise DataError(f"{where} (assistant) has no content and no tool_calls", line)
             if "weight" in msg and msg["weight"] not in (0, 1):
                 raise DataError(f"{where} has weight {msg['weight']!r}; use 0 or 1", line)
+            trainable = trainable or msg.get("weight", 1) != 0
+            _check_tool_calls(msg.get("tool_calls"), where, line)
         elif content is None:
             raise DataError(f"{where} ({role}) has no content", line)
         if content is not None and not isinstance(content, str | list):
             raise DataError(f"{where} content must be a string", line)
+        if isinstance(content, list) and not all(
+            isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+            for p in content
+        ):
+            raise DataError(f"{where} content as a list must hold text parts", line)
     if not has_assistant:
         raise DataError("example has no assistant message to learn from", line)
+    if not trainable:
+        raise DataError("every assistant message has weight 0; nothing to learn from", line)
+
+
+def _check_tool_calls(calls: Any, where: str, line: int) -> None:
+    if calls is None:
+        return
+    if not isinstance(calls, list):
+        raise DataError(f"{where} tool_calls must be a list", line)
+    for call in calls:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise DataError(f"{where} has a tool call without function.name", line)
+        arguments = function.get("arguments")
+        try:
+            if not isinstance(arguments, str):
+                raise ValueError
+            json.loads(arguments)
+        except ValueError:
+            raise DataError(
+                f"{where} has a tool call whose arguments are not a JSON string", line
+            ) from None
 
 
 def read_rows(path: Path, param: str = "training_file") -> list[Row]:

@@ -73,6 +73,10 @@ class Dataset(SQLModel, table=True):
     report: dict = Field(default_factory=dict, sa_column=Column(JSON))
     # {"<provider>": "<file id>"}, so an identical re-upload is reused
     provider_files: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    # A classification file's stratified halves: {"train": id, "valid": id}; each half points
+    # back here with parent_id. /finetune on the file trains on one and validates on the other.
+    parent_id: int | None = None
+    split: dict | None = Field(default=None, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -107,6 +107,7 @@ def latest_dataset(session: Session, platform: str, workspace: str, channel: str
         .where(
             Dataset.platform == platform, Dataset.workspace == workspace, Dataset.channel == channel
         )
+        .where(col(Dataset.parent_id).is_(None))  # a split's halves are reached through it
         .order_by(col(Dataset.id).desc())
     )
     return session.exec(query).first()

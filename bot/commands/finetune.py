@@ -54,6 +54,16 @@ def _find_dataset(ctx: Context, cmd: Command, ref: str | None) -> Dataset:
     return dataset
 
 
+def _held_out_half(ctx: Context, train: Dataset) -> Dataset | None:
+    """The train half of a classification split is scored on its held-out half by default."""
+    with ctx.session() as session:
+        parent = session.get(Dataset, train.parent_id)
+        split = (parent.split or {}) if parent is not None else {}
+        if split.get("train") != train.id:
+            return None
+        return session.get(Dataset, split["valid"])
+
+
 async def _provider_file(ctx: Context, provider: Provider, dataset: Dataset) -> str:
     """Upload the (fixed) file once per provider; an identical re-upload reuses the file id."""
     known = (dataset.provider_files or {}).get(provider.name)
@@ -131,6 +141,8 @@ async def finetune_command(ctx: Context, cmd: Command) -> Reply:
     estimate = dataset.report.get("estimate", {})
     epochs = hyper.get("n_epochs") or estimate.get("n_epochs") or 3
     tokens = int(estimate.get("dataset_tokens", 0)) * int(epochs)
+    if dataset.parent_id is not None and validation is None:
+        validation = _held_out_half(ctx, dataset)
     price = (
         0.0
         if provider.is_local
@@ -211,6 +223,11 @@ async def finetune_command(ctx: Context, cmd: Command) -> Reply:
             Section(
                 fields=[
                     ("Examples", str(dataset.n_examples)),
+                    *(
+                        [("Validation", f"`{validation.filename}` ({validation.n_examples})")]
+                        if validation
+                        else []
+                    ),
                     ("Estimated trained tokens", f"~{tokens:,}"),
                     ("Cost", cost_text),
                 ]

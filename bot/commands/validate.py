@@ -3,9 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.context import Context, UserError
-from bot.datasets import ingest, report_files
+from bot.datasets import ingest, reapply, report_files
 from bot.router import command
 from bot.types import Button, Command, FileOut, Reply, Section
+from bot.validation.legacy import OPTIONAL
 from bot.validation.report import Report
 from storage import repo
 from storage.models import Dataset
@@ -45,17 +46,44 @@ def report_reply(report: Report, dataset: Dataset) -> Reply:
     if report.fixes:
         sections.append(
             Section(
-                title="Fixed file available", text="\n".join(f"• {f}" for f in report.fixes[:5])
+                title="Fixed file (what /finetune uploads; the original is kept)",
+                text="\n".join(f"• {f}" for f in report.fixes[:8]),
+            )
+        )
+    if report.offers:
+        sections.append(
+            Section(
+                title="Optional fixes (not applied)",
+                text="\n".join(f"• {o['description']}" for o in report.offers),
+            )
+        )
+    if dataset.split:
+        sections.append(
+            Section(
+                title="Held-out split (stratified by class)",
+                text=f"train: dataset {dataset.split['train']}, validation: dataset "
+                f"{dataset.split['valid']}. `/finetune dataset={dataset.split['train']}` trains "
+                "on the first and reports accuracy and per-class scores on the second.",
             )
         )
     return Reply(
         text=f"{report.verdict()}: `{report.filename}` (dataset {dataset.id})",
         sections=sections,
-        buttons=_buttons(dataset, e, bool(dataset.fixed_path)),
+        buttons=_buttons(dataset, e, bool(dataset.fixed_path), report.offers),
     )
 
 
-def _buttons(dataset: Dataset, estimate: dict, has_fix: bool) -> list[Button]:
+OFFER_LABELS = {
+    "lowercase": "Apply: lowercase",
+    "prefix": "Apply: remove common prefix",
+    "completion-prefix": "Apply: remove completion prefix",
+    "long": "Apply: drop long examples",
+}
+
+
+def _buttons(
+    dataset: Dataset, estimate: dict, has_fix: bool, offers: list[dict] | None = None
+) -> list[Button]:
     buttons = []
     if dataset.ok:
         buttons.append(
@@ -66,9 +94,25 @@ def _buttons(dataset: Dataset, estimate: dict, has_fix: bool) -> list[Button]:
                 confirm=f"Start a fine-tune on `{dataset.filename}`? {_cost_text(estimate)}",
             )
         )
+    if dataset.ok and dataset.split:
+        buttons.append(
+            Button(
+                label="Fine-tune on the split",
+                command=f"/finetune dataset={dataset.split['train']}",
+                confirm=f"Train on the train half of `{dataset.filename}` and score it on the "
+                f"held-out half? {_cost_text(estimate)}",
+            )
+        )
     if has_fix:
         buttons.append(
             Button(label="Download fixed file", command=f"/validate dataset={dataset.id} fixed=yes")
+        )
+    for name in dict.fromkeys(o["name"] for o in offers or []):
+        buttons.append(
+            Button(
+                label=OFFER_LABELS.get(name, f"Apply: {name}"),
+                command=f"/validate dataset={dataset.id} apply={name}",
+            )
         )
     return buttons
 
@@ -91,18 +135,42 @@ def _stored(ctx: Context, cmd: Command, ref: str) -> Dataset:
     return dataset
 
 
+def parse_apply(text: str) -> frozenset[str]:
+    names = frozenset(n.strip().lower() for n in text.split(",") if n.strip())
+    unknown = sorted(names - set(OPTIONAL))
+    if unknown or not names:
+        raise UserError(
+            f"usage: apply= takes {', '.join(OPTIONAL)} (comma-separated); got `{text[:40]}`"
+        )
+    return names
+
+
+async def _apply(ctx: Context, cmd: Command, dataset: Dataset, text: str) -> Reply:
+    names = parse_apply(text)
+    if dataset.parent_id is not None:
+        raise UserError("Optional fixes apply to the uploaded file, not to one half of its split.")
+    fresh, report = await reapply(ctx, cmd, dataset, names)
+    reply = report_reply(report, fresh)
+    reply.text += f" · from dataset {dataset.id} with {', '.join(sorted(names))} applied"
+    reply.files = report_files(fresh, report)
+    return reply
+
+
 @command(
     "validate",
-    "/validate <file> [model=NAME] | /validate dataset=ID [fixed=yes]",
+    "/validate <file> [model=NAME] | /validate dataset=ID [fixed=yes] [apply=FIX,...]",
     "Check a training file: format, problems with line numbers, tokens and cost, and a fixed copy.",
     "Accepts JSONL, JSON, CSV, TSV, XLSX and TXT. On Slack and Discord, just upload the file to the "
-    "channel. `dataset=ID` shows an earlier report again; `fixed=yes` sends its fixed copy.",
+    "channel. `dataset=ID` shows an earlier report again; `fixed=yes` sends its fixed copy; "
+    "`apply=lowercase,prefix,completion-prefix,long` checks it again with those optional fixes.",
 )
 async def validate_command(ctx: Context, cmd: Command) -> Reply:
     if not cmd.attachments and "dataset" in cmd.options:
         dataset = _stored(ctx, cmd, cmd.options["dataset"])
         if cmd.options.get("fixed", "").lower() in ("yes", "y", "true"):
             return _fixed_file(dataset)
+        if "apply" in cmd.options:
+            return await _apply(ctx, cmd, dataset, cmd.options["apply"])
         return report_reply(Report.from_dict(dataset.report), dataset)
     if not cmd.attachments:
         raise UserError(

@@ -62,10 +62,12 @@ def validate_file(
     validation_path: Path | None = None,
     tokenizer_dirs: Sequence[Path] = (),
     workers: int | None = None,
+    apply: frozenset[str] = frozenset(),
 ) -> Report:
     """Validate a training file. Never raises for bad data: problems end up in the report.
 
     `workers`: processes for a big chat JSONL file (default: one per core when that is safe).
+    `apply`: optional fixes to apply (see `legacy.OPTIONAL`); the others are only offered.
     """
     filename = filename or path.name
     report = Report(filename)
@@ -96,7 +98,7 @@ def validate_file(
 
     fixed_rows: list[tuple[int, dict[str, Any]]] = []
     if detected == "completion":
-        fixed_rows = legacy.check_rows(scan.legacy_rows, report)
+        fixed_rows = legacy.check_rows(scan.legacy_rows, report, apply)
         for _, r in fixed_rows:
             stats.total_tokens.append(len(encoding.encode_ordinary(r["prompt"] + r["completion"])))
             stats.assistant_tokens.append(len(encoding.encode_ordinary(r["completion"])))
@@ -148,6 +150,8 @@ def validate_file(
                 "missing_user", "info", f"{stats.missing_user} example(s) have no user message"
             )
     report.stats["tokens_per_example"] = _distribution(stats.total_tokens)
+    if detected in ("chat", "preference") and not is_openai_model(model):
+        _check_room_to_train(report, stats, kept_lines, limit)
     if detected != "completion":
         for i in np.nonzero(totals > limit)[0][: 10 * MAX_LINES_KEPT].tolist():
             report.add(
@@ -170,7 +174,11 @@ def validate_file(
     }
     if detected != "completion":
         # A second streaming pass, only when it is needed: the rows themselves are not kept.
-        needed = validation_path is not None or _needs_fix(report, n_usable)
+        needed = (
+            validation_path is not None
+            or _needs_fix(report, n_usable)
+            or report.task_type == "classification"
+        )
         fixed_rows = list(_rows_at(path, filename, kept_lines)) if needed else []
     if validation_path is not None and detected in ("chat", "completion"):
         _check_overlap(fixed_rows, validation_path, report)
@@ -198,6 +206,24 @@ def _scan(
     return scan
 
 
+def _check_room_to_train(
+    report: Report, stats: chat.ChatStats, kept_lines: array, limit: int
+) -> None:
+    """The local engine truncates at its limit; an example whose answer starts past it has
+    nothing left to train on, and the engine fails the job on it."""
+    if not stats.prefix_tokens:
+        return
+    prefix = np.frombuffer(stats.prefix_tokens, dtype=np.uint32)
+    for i in np.nonzero(prefix >= limit)[0][: 10 * MAX_LINES_KEPT].tolist():
+        report.add(
+            "no_room_to_train",
+            "error",
+            f"Everything before the answer (system prompt and earlier turns) fills the "
+            f"{limit:,}-token limit, so nothing of the answer would be trained on; shorten it",
+            kept_lines[i],
+        )
+
+
 def _drop_duplicates(
     report: Report, stats: chat.ChatStats, kept: array, hashes: array, label_ids: array
 ) -> tuple[array, array]:
@@ -220,6 +246,7 @@ def _drop_duplicates(
 
     stats.total_tokens = filtered(stats.total_tokens, np.uint32)
     stats.assistant_tokens = filtered(stats.assistant_tokens, np.uint32)
+    stats.prefix_tokens = filtered(stats.prefix_tokens, np.uint32)
     stats.n_messages = filtered(stats.n_messages, np.uint32)
     return filtered(kept, np.uint32), filtered(label_ids, np.int32)
 
@@ -237,6 +264,9 @@ def _detect_classification(report: Report, label_ids: array, index: dict[str, in
 
 
 def _needs_fix(report: Report, n_usable: int) -> bool:
+    """Whether the fixed file must be written: any announced change, dropped row or BOM."""
+    if report.fixes:
+        return True
     return report.n_examples - n_usable > 0 or "bom" in report.issues
 
 
@@ -285,10 +315,9 @@ def _write_fixes(
         report.fixes.append(f"removed {dropped} unusable or duplicate example(s)")
     if "bom" in report.issues and "removed byte-order mark" not in report.fixes:
         report.fixes.append("removed byte-order mark")
-    if not report.fixes:
-        return
     plain = [r for _, r in rows]
-    report.fixed = _dump(plain)
+    if report.fixes:
+        report.fixed = _dump(plain)
     if report.task_type == "classification" and len(plain) >= 20:
         train, valid = stratified_split(plain)
         report.fixed_train, report.fixed_valid = _dump(train), _dump(valid)

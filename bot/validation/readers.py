@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import json
 from collections.abc import Callable, Iterator
@@ -70,6 +71,15 @@ def _check_xlsx_size(path: Path) -> None:
 def sniff_binary(head: bytes, suffix: str) -> str | None:
     if suffix == ".xlsx":
         return None
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return (
+            "the file is UTF-16 text; save it as UTF-8 (in Excel: CSV UTF-8; in an editor: UTF-8)"
+        )
+    if b"\r" in head and b"\n" not in head and head.count(b"\r") > 1:
+        return (
+            "the file separates lines with a carriage return only (old Mac style); save it "
+            "with normal line endings (LF or CRLF)"
+        )
     if head.startswith(b"PK\x03\x04"):
         return "this is a ZIP archive (or an Office file) renamed; upload the JSONL inside it"
     if b"\x00" in head[:8192] and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -89,8 +99,18 @@ def _decode_line(raw: bytes, number: int, report: Report, first: bool = False) -
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        report.add("invalid_utf8", "error", "Line is not valid UTF-8", number)
+        report.add("invalid_utf8", "error", _utf8_advice(raw), number)
         return None
+
+
+def _utf8_advice(raw: bytes) -> str:
+    try:
+        raw.decode("cp1252")
+    except UnicodeDecodeError:
+        return "Line is not valid UTF-8 text; save the file as UTF-8"
+    return (
+        "Line is not valid UTF-8; the file looks like Latin-1/Windows-1252 text: save it as UTF-8"
+    )
 
 
 def iter_jsonl(
@@ -114,10 +134,14 @@ def iter_jsonl(
                 if remaining == 0:
                     return
                 remaining -= len(raw)
-            if _line_too_long(raw, number, report):
+            if len(raw) > MAX_LINE_BYTES and _line_too_long(raw, number, report):
                 continue
-            if fast is not None and _fast_ok(fast, number, raw):
-                continue
+            if fast is not None:
+                try:  # the fast path takes a line only when sure; anything odd goes on below
+                    if fast(number, raw):
+                        continue
+                except Exception:
+                    pass
             try:  # the common case: valid UTF-8 JSON, parsed straight from the bytes
                 yield number, orjson.loads(raw)
                 continue
@@ -142,29 +166,94 @@ def iter_jsonl(
                 report.add("number_too_long", "error", "Line has a number too long to read", number)
 
 
-def _fast_ok(fast: Callable[[int, bytes], bool], number: int, raw: bytes) -> bool:
-    """The fast path takes a line only when it is sure; anything odd goes the careful way."""
-    try:
-        return fast(number, raw)
-    except Exception:
-        return False
-
-
 def _json_array(path: Path, report: Report) -> list[Any] | None:
     try:
-        data = json.loads(path.read_bytes().decode("utf-8-sig"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        text = path.read_bytes().decode("utf-8-sig")
+        items = _array_items(text)
+        data = json.loads(text) if items is None else None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError):
         return None
-    if isinstance(data, list):
+    if items is not None:
         report.notes.append("The file is a JSON array; the fixed file converts it to JSONL.")
         report.fixes.append("converted JSON to JSONL")
-        return data
+        report.items.update({n: line for n, (line, _) in enumerate(items, start=1)})
+        return [value for _, value in items]
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         return data["data"]
     return [data]
 
 
-def _frame_rows(frame: pd.DataFrame, report: Report, first_line: int) -> Iterator[tuple[int, Any]]:
+def _array_items(text: str) -> list[tuple[int, Any]] | None:
+    """The items of a top-level JSON array with the line each starts on (None: not an array)."""
+    decoder = json.JSONDecoder()
+    ws = " \t\r\n"
+    i = len(text) - len(text.lstrip(ws))
+    if text[i : i + 1] != "[":
+        return None
+    i, line, counted = i + 1, 1 + text.count("\n", 0, i), i
+    items: list[tuple[int, Any]] = []
+    while True:
+        while i < len(text) and text[i] in ws:
+            i += 1
+        if text[i : i + 1] == "]" and not items:
+            return items
+        value, end = decoder.raw_decode(text, i)
+        line += text.count("\n", counted, i)
+        counted = i
+        items.append((line, value))
+        i = end
+        while i < len(text) and text[i] in ws:
+            i += 1
+        if text[i : i + 1] == "]":
+            return items
+        if text[i : i + 1] != ",":
+            raise ValueError("not a JSON array")
+        i += 1
+
+
+def _read_delimited(path: Path, sep: str, report: Report) -> tuple[pd.DataFrame, list[int]]:
+    """CSV/TSV records with the line each starts on (quoted fields may span lines).
+
+    A record with more fields than the header is an error on its line: usually an unquoted
+    comma in the text, which would otherwise silently cut the answer short.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh, delimiter=sep, strict=True)
+            header = next(reader, None) or []
+            records, lines, end = [], [], reader.line_num
+            for record in reader:
+                start, end = end + 1, reader.line_num
+                if not any(field.strip() for field in record):
+                    continue  # blank lines, as pandas skips them
+                if len(record) > len(header):
+                    report.add(
+                        "ragged_rows",
+                        "error",
+                        f"Row has {len(record)} fields but the header has {len(header)}: "
+                        "quote text that contains the separator",
+                        start,
+                    )
+                    continue
+                records.append(record + [""] * (len(header) - len(record)))
+                lines.append(start)
+    except (csv.Error, UnicodeDecodeError) as exc:
+        kind = "TSV" if sep == "\t" else "CSV"
+        raise Unreadable(f"could not read it as {kind}: {_encoding_hint(exc)}") from None
+    if not header:
+        raise Unreadable("the file has no header row")
+    return pd.DataFrame(records, columns=header, dtype=str), lines
+
+
+def _encoding_hint(exc: Exception) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "it is not UTF-8 text; save it as UTF-8 (in Excel: CSV UTF-8)"
+    return str(exc)[:120]
+
+
+def _frame_rows(
+    frame: pd.DataFrame, report: Report, first_line: int, lines: list[int] | None = None
+) -> Iterator[tuple[int, Any]]:
     renamed: dict[str, str] = {}
     for column in frame.columns:
         name = str(column).strip()
@@ -185,7 +274,7 @@ def _frame_rows(frame: pd.DataFrame, report: Report, first_line: int) -> Iterato
         if isinstance(row.get("messages"), str):
             with contextlib.suppress(json.JSONDecodeError, RecursionError, ValueError):
                 row["messages"] = json.loads(row["messages"])
-        yield first_line + index, row
+        yield (lines[index] if lines else first_line + index), row
 
 
 def iter_rows(
@@ -218,31 +307,9 @@ def iter_rows(
             report.notes.append("The .json file holds one object per line (JSONL).")
             yield from iter_jsonl(path, report, fast=fast)
     elif suffix in (".csv", ".tsv"):
-        bad: list[list[str]] = []
-        try:
-            frame = pd.read_csv(
-                path,
-                sep="\t" if suffix == ".tsv" else ",",
-                dtype=str,
-                keep_default_na=False,
-                index_col=False,
-                engine="python",
-                on_bad_lines=lambda line: bad.append(line) and None,
-                encoding="utf-8-sig",
-            )
-        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-            raise Unreadable(
-                f"could not read it as {suffix.upper()[1:]}: {str(exc)[:120]}"
-            ) from None
-        if bad:
-            report.add(
-                "ragged_rows",
-                "error",
-                f"{len(bad)} row(s) have more fields than the header (dropped)",
-                n=len(bad),
-            )
+        frame, lines = _read_delimited(path, "\t" if suffix == ".tsv" else ",", report)
         report.fixes.append(f"converted {suffix.upper()[1:]} to JSONL")
-        yield from _frame_rows(frame, report, 2)
+        yield from _frame_rows(frame, report, 2, lines)
     elif suffix == ".xlsx":
         _check_xlsx_size(path)
         try:

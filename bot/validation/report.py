@@ -35,6 +35,10 @@ class Report:
     estimate: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     fixes: list[str] = field(default_factory=list)
+    # Optional fixes not applied: {"name", "description", "rows"}; applied on request by name.
+    offers: list[dict[str, Any]] = field(default_factory=list)
+    # For a JSON array, issues are numbered by item; this maps item number → its first line.
+    items: dict[int, int] = field(default_factory=dict)
     fixed: bytes | None = None
     fixed_train: bytes | None = None
     fixed_valid: bytes | None = None
@@ -75,7 +79,18 @@ class Report:
 
     def top_problems(self, limit: int = 6) -> list[str]:
         ordered = self.errors + self.warnings
-        return [f"{i.message}{i.line_text()}" for i in ordered[:limit]]
+        return [f"{i.message}{self.where(i)}" for i in ordered[:limit]]
+
+    def where(self, issue: Issue) -> str:
+        """Line numbers, or "item N, line L" for the examples of a JSON array."""
+        if not self.items or not issue.lines:
+            return issue.line_text()
+        shown = "; ".join(
+            f"item {n}, line {self.items[n]}" if n in self.items else f"line {n}"
+            for n in issue.lines[:8]
+        )
+        more = f" and {issue.count - 8} more" if issue.count > 8 else ""
+        return f" ({shown}{more})"
 
     def summary_text(self) -> str:
         lines = [f"{self.verdict()}: `{self.filename}`"]
@@ -97,6 +112,8 @@ class Report:
             lines.append(
                 f"Fixed file available ({len(self.fixes)} fix(es)): " + "; ".join(self.fixes[:3])
             )
+        for offer in self.offers:
+            lines.append(f"Optional (--apply {offer['name']}): {offer['description']}")
         return "\n".join(lines)
 
     @classmethod
@@ -106,8 +123,9 @@ class Report:
         for key in ("file_format", "data_format", "task_type", "n_examples", "stats"):
             if key in data:
                 setattr(report, key, data[key])
-        for key in ("class_counts", "estimate", "notes", "fixes"):
+        for key in ("class_counts", "estimate", "notes", "fixes", "offers"):
             setattr(report, key, data.get(key) or type(getattr(report, key))())
+        report.items = {int(k): v for k, v in (data.get("items") or {}).items()}
         for i in data.get("issues", []):
             report.issues[i["code"]] = Issue(
                 i["code"], i["severity"], i["message"], i.get("count", 0), i.get("lines", [])
@@ -137,4 +155,6 @@ class Report:
             "estimate": self.estimate,
             "notes": self.notes,
             "fixes": self.fixes,
+            "offers": self.offers,
+            "items": self.items,
         }

@@ -52,7 +52,7 @@ def row_format(row: Any) -> str:
         return "chat"
     if "preferred_output" in row or "non_preferred_output" in row:
         return "preference"
-    if "prompt" in row or "completion" in row:
+    if any(str(k).lower() in ("prompt", "completion") for k in row):
         return "completion"
     return "unknown"
 
@@ -65,6 +65,17 @@ def check_preference(row: dict[str, Any], line: int, report: Report) -> bool:
         or not inp["messages"]
     ):
         report.add("preference_input", "error", "Preference example needs `input.messages`", line)
+        return False
+    if not all(
+        isinstance(m, dict) and m.get("role") in chat.ROLES and isinstance(m.get("content"), str)
+        for m in inp["messages"]
+    ):
+        report.add(
+            "preference_input",
+            "error",
+            "Each message of `input.messages` needs a known `role` and text `content`",
+            line,
+        )
         return False
     for key in ("preferred_output", "non_preferred_output"):
         out = row.get(key)
@@ -110,10 +121,11 @@ class Scan:
         if not messages:
             return False
         length = counter.length
-        texts: list[str] = []
         previous = last = None
         has_system = has_user = False
         total = mine = 0
+        prefix = None
+        flat: list[str] = []
         for message in messages:
             role, content = message.role, message.content
             if not content or (role == previous and role in ("user", "assistant")):
@@ -121,10 +133,11 @@ class Scan:
             previous = role
             has_system = has_system or role == "system"
             has_user = has_user or role == "user"
+            flat += (content, role)  # as chat.example_key spells a plain message
             n = length(content)
+            if role == "assistant" and prefix is None:
+                prefix = total  # the full path counts content before role within a message
             total += n + length(role)
-            texts.append(content)  # sorted key order, as the full check hashes them
-            texts.append(role)
             if role == "assistant":
                 mine += n
                 last = content
@@ -138,8 +151,9 @@ class Scan:
         stats.n_messages.append(len(messages))
         stats.total_tokens.append(total + 3 * len(messages) + 3)
         stats.assistant_tokens.append(mine)
+        stats.prefix_tokens.append(prefix if prefix is not None else total)
         label = last.strip() if len(last) <= 40 and len(last.split()) <= 3 else None
-        self.hashes.append(hash(tuple(texts)))
+        self.hashes.append(hash(tuple(flat)))  # chat.example_key of the same messages
         self.label_ids.append(self._label_id(label))
         self.kept_lines.append(line)
         return True
@@ -178,7 +192,7 @@ class Scan:
             if checked is None:
                 return
             counter.count(checked, self.stats)
-            self.hashes.append(hash(tuple(checked.texts)))
+            self.hashes.append(checked.key)
             self.label_ids.append(self._label_id(checked.label))
             self.kept_lines.append(line)
 
@@ -194,6 +208,7 @@ class Scan:
         n_messages = len(messages) + 2
         self.stats.total_tokens.append(prompt_tokens + answer_tokens + 3 * n_messages + 3)
         self.stats.assistant_tokens.append(answer_tokens)
+        self.stats.prefix_tokens.append(prompt_tokens)
         self.stats.n_messages.append(n_messages)
 
     def _label_id(self, label: str | None) -> int:
@@ -224,7 +239,7 @@ class Scan:
                 continue
             mine.count += issue.count
             mine.lines.extend(issue.lines[: max(0, MAX_LINES_KEPT - len(mine.lines))])
-        for name in ("n_messages", "total_tokens", "assistant_tokens"):
+        for name in ("n_messages", "total_tokens", "assistant_tokens", "prefix_tokens"):
             getattr(self.stats, name).extend(getattr(other.stats, name))
         self.stats.missing_system += other.stats.missing_system
         self.stats.missing_user += other.stats.missing_user

@@ -46,3 +46,42 @@ def test_validate_exit_code_and_json(tmp_path: Path) -> None:
     report = json.loads(result.output)
     codes = {i["code"]: i["lines"] for i in report["issues"]}
     assert codes["invalid_json"] == [2] and codes["example_missing_assistant_message"] == [1]
+
+
+def test_validate_offers_then_applies_optional_fixes(tmp_path: Path) -> None:
+    data = tmp_path / "shout.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "prompt": f"Please classify this one for me now: item {i} ->",
+                    "completion": f" LABEL {i % 2}\n",
+                }
+            )
+            + "\n"
+            for i in range(30)
+        )
+    )
+    offered = runner.invoke(app, ["validate", str(data)])
+    assert offered.exit_code == 0 and "Optional (--apply prefix)" in offered.output
+    applied = runner.invoke(app, ["validate", str(data), "--apply", "prefix,lowercase", "--fix"])
+    assert applied.exit_code == 0, applied.output
+    rows = [json.loads(x) for x in (tmp_path / "shout.fixed.jsonl").read_text().splitlines()]
+    assert rows[0] == {"prompt": "0 ->", "completion": " label 0\n"}
+    wrong = runner.invoke(app, ["validate", str(data), "--apply", "everything"])
+    assert wrong.exit_code == 2 and "--apply takes" in wrong.output
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"messages": [{"role": "user", "content": 1' + b"0" * 5000 + b"}]}\n",
+        b"\xff\xfe\x00{",
+        b"[[[[" * 10000,
+    ],
+)
+def test_validate_never_prints_a_traceback(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "hostile.jsonl"
+    path.write_bytes(content)
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1 and "Traceback" not in result.output and result.output.strip()

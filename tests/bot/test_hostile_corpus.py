@@ -148,7 +148,7 @@ FILES: list[tuple[str, Callable[[], bytes], int | None]] = [
     ("zip_renamed.jsonl", lambda: b"PK\x03\x04" + b"\x00" * 200, None),
     ("empty.jsonl", lambda: b"", None),
     ("blank.jsonl", lambda: b"\n\n   \n\t\n", None),
-    ("utf16.jsonl", lambda: "\n".join(good_lines()).encode("utf-16"), 1),
+    ("utf16.jsonl", lambda: "\n".join(good_lines()).encode("utf-16"), None),
     (
         "latin1.jsonl",
         lambda: with_bad(
