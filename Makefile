@@ -42,8 +42,9 @@ bench: setup
 	$(PY) bench/slack_ack.py
 
 # The engine against OpenAI's published OpenAPI spec (list/create operations), with schemathesis.
-# Fetch the spec once, e.g.:
-#   curl -L -o .cache/openai-openapi.yaml https://raw.githubusercontent.com/openai/openai-openapi/manual_spec/openapi.yaml
+# The spec lives at github.com/openai/openai-openapi, branch `main`, `openapi.yaml` (OpenAPI 3.1):
+#   curl -L -o .cache/openai-openapi.yaml https://raw.githubusercontent.com/openai/openai-openapi/main/openapi.yaml
+# or, offline, OPENAI_SPEC=../shared/reference/openai-openapi-2026.yaml (a copy of v2.3.0).
 OPENAI_SPEC ?= .cache/openai-openapi.yaml
 contract: setup
 	@test -e $(OPENAI_SPEC) || case "$(OPENAI_SPEC)" in http*) ;; *) echo "No spec at $(OPENAI_SPEC): fetch OpenAI's openapi.yaml (see the Makefile) or pass OPENAI_SPEC=path-or-url"; exit 2;; esac

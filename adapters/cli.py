@@ -9,8 +9,27 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 
 from bot.settings import Settings
+
+
+def load_settings() -> Settings:
+    """The settings, or one line that names the setting to fix (exit 2), never a traceback."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        typer.echo(f"⚠️ {setting_problem(exc, 'TUNEUP_')}", err=True)
+        raise typer.Exit(2) from None
+
+
+def setting_problem(exc: ValidationError, prefix: str) -> str:
+    first = exc.errors()[0]
+    name = str(first["loc"][0]) if first.get("loc") else "?"
+    env = name if name.isupper() else f"{prefix}{name.upper()}"
+    shown = str(first.get("input"))[:40]
+    return f"Setting {env} is not valid ({first['msg']}; got `{shown}`). Fix it in the environment or .env."
+
 
 app = typer.Typer(
     help="tuneup: fine-tune language models from chat.", no_args_is_help=True, add_completion=False
@@ -24,7 +43,7 @@ def console() -> None:
     from bot.core import BotCore
 
     async def main() -> None:
-        settings = Settings()
+        settings = load_settings()
         core = BotCore(settings)
         adapter = ConsoleAdapter(settings.data_dir / "out")
         core.register(adapter)
@@ -43,7 +62,7 @@ def demo() -> None:
     from adapters.demo import run_demo
 
     logging.basicConfig(level=logging.WARNING)
-    raise typer.Exit(asyncio.run(run_demo(Settings())))
+    raise typer.Exit(asyncio.run(run_demo(load_settings())))
 
 
 @app.command()
@@ -55,7 +74,11 @@ def engine(
     from engine.server import main as engine_main
 
     args = (["--host", host] if host else []) + (["--port", str(port)] if port else [])
-    engine_main(args)
+    try:
+        engine_main(args)
+    except ValidationError as exc:
+        typer.echo(f"⚠️ {setting_problem(exc, 'TUNEUP_ENGINE_')}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -74,6 +97,7 @@ def validate(
     ),
 ) -> None:
     """Check a training file offline. Exits non-zero when it has errors."""
+    from bot.providers import validation_prices
     from bot.validation.bounded import validate_bounded
     from bot.validation.legacy import OPTIONAL
 
@@ -81,15 +105,16 @@ def validate(
     if names - set(OPTIONAL):
         typer.echo(f"--apply takes {', '.join(OPTIONAL)}; got {', '.join(sorted(names))}", err=True)
         raise typer.Exit(2)
-    settings = Settings()
+    settings = load_settings()
     report = validate_bounded(
         file,
         apply=names,
+        local_max_tokens=settings.engine_max_seq_len,
         timeout=settings.validate_timeout_seconds,
         memory_bytes=settings.validate_max_memory_mb * 2**20,
         model=model,
         max_bytes=settings.max_upload_bytes,
-        prices=settings.prices,
+        prices=validation_prices(settings, model),
         validation_path=validation,
         tokenizer_dirs=[settings.engine_model_cache_dir],
     )
@@ -114,7 +139,7 @@ def _run_platform(
 ) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     try:
-        asyncio.run(main(Settings()))
+        asyncio.run(main(load_settings()))
     except setup_error as exc:
         typer.echo(f"⚠️ {exc}", err=True)
         raise typer.Exit(2) from None

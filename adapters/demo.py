@@ -65,7 +65,7 @@ async def run_demo(settings: Settings, timeout: float = 900) -> int:
             return 1
         if not await core.poll_until_idle(timeout):
             adapter._write(
-                f"The job did not finish within {timeout:.0f} s; "
+                f"The job made no progress for {timeout:.0f} s, so the demo stops waiting; "
                 f"`/status {started.job_id}` shows where it is."
             )
         await say(f"/status {started.job_id}")

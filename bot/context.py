@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -26,6 +28,8 @@ class Context:
     providers: Providers
     # Users with a question in flight: one at a time each, so nobody monopolises a model.
     _asking: set[str] = field(default_factory=set)
+    # Recent command times per user, for the per-person rate limit.
+    _recent: dict[str, deque[float]] = field(default_factory=dict)
 
     def session(self) -> Session:
         return Session(self.db, expire_on_commit=False)
@@ -37,6 +41,20 @@ class Context:
     def scope(self, cmd: Command) -> Scope:
         """What `cmd`'s user may see: every lookup on a user's behalf goes through this."""
         return Scope(cmd.platform, cmd.workspace, cmd.channel, cmd.user, self.is_admin(cmd))
+
+    def rate_limited(self, cmd: Command) -> float | None:
+        """Seconds to wait when `cmd`'s user is over the per-minute limit; None when fine."""
+        limit = self.settings.rate_limit_per_minute
+        if limit <= 0 or cmd.name == "help":
+            return None
+        now = time.monotonic()
+        recent = self._recent.setdefault(f"{cmd.platform}:{cmd.workspace}:{cmd.user}", deque())
+        while recent and now - recent[0] > 60:
+            recent.popleft()
+        if len(recent) >= limit:
+            return 60 - (now - recent[0])
+        recent.append(now)
+        return None
 
     @asynccontextmanager
     async def ask_slot(self, cmd: Command) -> AsyncIterator[None]:

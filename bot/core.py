@@ -28,7 +28,7 @@ log = logging.getLogger("tuneup")
 class BotCore:
     def __init__(self, settings: Settings) -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        prime_offline_cache()
+        prime_offline_cache(settings.data_dir)
         self.settings = settings
         self.db = open_database(settings.db_url)
         self.providers = Providers(settings)
@@ -104,16 +104,26 @@ class BotCore:
             )
             self.scheduler.start()
 
-    async def poll_until_idle(self, timeout: float, interval: float = 1.0) -> bool:
-        """Poll and deliver until no job is active; False when the timeout ran out first."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    async def poll_until_idle(self, stall: float, interval: float = 1.0) -> bool:
+        """Poll and deliver until no job is active.
+
+        False when nothing moved (no job's status, step or events) for `stall` seconds: a busy
+        machine makes a job slow, which is fine; only a stuck one fails.
+        """
+        moved = time.monotonic()
+        last: object = None
+        while True:
             await self.poller.cycle()
             with self.ctx.session() as session:
-                if not repo.active_jobs(session):
-                    return True
+                active = repo.active_jobs(session)
+                state = [(j.id, j.status, j.step, j.last_event_id) for j in active]
+            if not active:
+                return True
+            if state != last:
+                last, moved = state, time.monotonic()
+            elif time.monotonic() - moved > stall:
+                return False
             await asyncio.sleep(interval)
-        return False
 
     async def stop(self) -> None:
         if self.scheduler is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.context import Context, UserError
+from bot.providers import validation_prices
 from bot.types import Attachment, Command, FileOut
 from bot.validation.bounded import validate_bounded
 from bot.validation.report import Report
@@ -84,9 +85,10 @@ async def register(
         memory_bytes=ctx.settings.validate_max_memory_mb * 2**20,
         model=model,
         max_bytes=ctx.settings.max_upload_bytes,
-        prices=ctx.settings.prices,
+        prices=validation_prices(ctx.settings, model),
         tokenizer_dirs=[ctx.settings.engine_model_cache_dir],
         apply=apply,
+        local_max_tokens=ctx.settings.engine_max_seq_len,
     )
     fixed_path = _store_bytes(ctx, report.fixed)
     with ctx.session() as session:

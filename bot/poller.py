@@ -154,7 +154,11 @@ class Poller:
                     job.train_loss = float(data["train_loss"])
                 if data.get("valid_loss") is not None:
                     job.valid_loss = float(data["valid_loss"])
-                points.append([job.step, data.get("train_loss"), data.get("valid_loss")])
+                point = [job.step, data.get("train_loss"), data.get("valid_loss")]
+                if points and points[-1][0] == job.step:  # a step reported again after a resume
+                    points[-1] = point
+                else:
+                    points.append(point)
         if events:
             job.last_event_id = events[0].id
         metrics["points"] = points[-MAX_POINTS:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import shlex
 import uuid
@@ -25,17 +26,42 @@ class CommandSpec:
     summary: str
     details: str
     handler: Handler
+    # The `key=value` options it takes (None: free text, not checked) and how many plain words.
+    options: tuple[str, ...] | None = ()
+    max_args: int | None = None
 
 
 REGISTRY: dict[str, CommandSpec] = {}
 
 
-def command(name: str, usage: str, summary: str, details: str = "") -> Callable[[Handler], Handler]:
+def command(
+    name: str,
+    usage: str,
+    summary: str,
+    details: str = "",
+    *,
+    options: tuple[str, ...] | None = (),
+    max_args: int | None = None,
+) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
-        REGISTRY[name] = CommandSpec(name, usage, summary, details, fn)
+        REGISTRY[name] = CommandSpec(name, usage, summary, details, fn, options, max_args)
         return fn
 
     return register
+
+
+def check_arguments(spec: CommandSpec, cmd: Command) -> None:
+    """Every option is one the command takes (with a suggestion for a typo), before any call."""
+    if spec.options is not None:
+        for key in cmd.options:
+            if key not in spec.options:
+                close = difflib.get_close_matches(key, spec.options, n=1)
+                hint = f" Did you mean `{close[0]}=`?" if close else ""
+                known = ", ".join(f"`{o}=`" for o in spec.options) or "no options"
+                raise UserError(f"usage: unknown option `{key}=`.{hint} It takes {known}")
+    if spec.max_args is not None and len(cmd.args) > spec.max_args:
+        extra = " ".join(cmd.args)[:60]
+        raise UserError(f"usage: unexpected `{extra}`")
 
 
 def parse_text(text: str) -> tuple[list[str], dict[str, str]]:
@@ -54,8 +80,13 @@ def parse_text(text: str) -> tuple[list[str], dict[str, str]]:
     return args, options
 
 
+# Slack apps register namespaced commands (`/tuneup-status`): Slack keeps `/status` for itself.
+NAMESPACE = "tuneup-"
+
+
 def normalize_name(name: str) -> str:
-    return name.strip().lstrip("/").lower().replace("_", "-")
+    name = name.strip().lstrip("/").lower().replace("_", "-")
+    return name.removeprefix(NAMESPACE) if name.startswith(NAMESPACE) else name
 
 
 def usage_error(spec: CommandSpec, problem: str) -> Reply:
@@ -75,10 +106,16 @@ async def dispatch(ctx: Context, cmd: Command) -> Reply:
     if spec is None:
         known = ", ".join(f"/{n}" for n in REGISTRY)
         return Reply(text=f"⚠️ Unknown command `/{cmd.name}`. Try one of: {known}.", ephemeral=True)
+    if (wait := ctx.rate_limited(cmd)) is not None:
+        return Reply(
+            text=f"⚠️ That's a lot of commands in a minute. Try again in {wait:.0f} s.",
+            ephemeral=True,
+        )
     try:
         cmd.args, cmd.options = parse_text(cmd.text)
         if cmd.args[:1] == ["help"] and cmd.name != "help":
             return help_for(spec)
+        check_arguments(spec, cmd)
         return await spec.handler(ctx, cmd)
     except UserError as exc:
         return (

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class ProviderConfig(BaseModel):
@@ -49,6 +51,19 @@ ENGINE_ENV_PREFIXES = (
 )
 
 
+LIST_SETTINGS = (
+    "admins",
+    "finetune_channels",
+    "finetune_users",
+    "slack_admin_groups",
+    "slack_file_hosts",
+    "discord_file_hosts",
+    "discord_guilds",
+    "discord_admin_roles",
+    "discord_upload_channels",
+)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TUNEUP_", env_file=".env", extra="ignore")
 
@@ -60,27 +75,46 @@ class Settings(BaseSettings):
     engine_port: int = 8700
     engine_api_key: SecretStr | None = None
     engine_autostart: bool = True
+    # The engine's own settings that the bot needs too (read here so `.env` counts for both).
+    engine_data_dir: Path | None = None
+    engine_cache_dir: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TUNEUP_ENGINE_MODEL_CACHE_DIR", "engine_cache_dir"),
+    )
+    engine_max_seq_len: int = 1024
     default_model: str = "smollm2-135m-instruct"
 
     openai_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("TUNEUP_OPENAI_API_KEY", "OPENAI_API_KEY")
     )
-    openai_base_url: str = "https://api.openai.com/v1"
+    openai_base_url: str = Field(
+        default="https://api.openai.com/v1",
+        validation_alias=AliasChoices("TUNEUP_OPENAI_BASE_URL", "OPENAI_BASE_URL"),
+    )
     # More OpenAI-compatible providers: {"name": {"base_url": "...", "api_key": "..."}}
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
-    prices: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+    # Added to (and overriding) the built-in table, never replacing it.
+    prices: dict[str, float] = Field(default_factory=dict)
 
     poll_interval_seconds: float = 5.0
     progress_min_interval_seconds: float = 5.0
     # Admins by platform user id (any workspace) or "platform:workspace:user".
-    admins: list[str] = Field(default_factory=list)
+    admins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_upload_mb: float = 50.0
     # Checking one upload may take this long and this much memory (a child process).
     validate_timeout_seconds: float = 180.0
     validate_max_memory_mb: int = 3072
+    # Monthly (UTC calendar month) caps; each workspace's admins can override them with /budget.
+    budget_workspace_tokens: float | None = None
+    budget_workspace_dollars: float | None = None
+    budget_user_tokens: float | None = None
+    budget_user_dollars: float | None = None
+    budget_concurrent_jobs: float | None = None
+    # Commands per person per minute (0: no limit).
+    rate_limit_per_minute: int = 30
     # Optional allowlists for starting fine-tunes (empty: everyone, everywhere).
-    finetune_channels: list[str] = Field(default_factory=list)
-    finetune_users: list[str] = Field(default_factory=list)
+    finetune_channels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    finetune_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     slack_bot_token: SecretStr | None = None
     slack_app_token: SecretStr | None = None
@@ -88,20 +122,43 @@ class Settings(BaseSettings):
     slack_host: str = "127.0.0.1"
     slack_port: int = 3000
     # Slack user group ids whose members are tuneup admins (workspace admins always are).
-    slack_admin_groups: list[str] = Field(default_factory=list)
+    slack_admin_groups: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Hosts that Slack file downloads may come from; the bot token is sent only there.
-    slack_file_hosts: list[str] = Field(default_factory=lambda: ["files.slack.com"])
+    slack_file_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["files.slack.com"]
+    )
     slack_api_url: str = "https://slack.com/api/"
     discord_token: SecretStr | None = None
-    discord_guilds: list[int] = Field(default_factory=list)
+    discord_guilds: Annotated[list[int], NoDecode] = Field(default_factory=list)
     # Members with one of these role ids are admins (Manage Guild always is).
-    discord_admin_roles: list[int] = Field(default_factory=list)
+    discord_admin_roles: Annotated[list[int], NoDecode] = Field(default_factory=list)
     # Channels where a dropped training file is checked without a command.
-    discord_upload_channels: list[int] = Field(default_factory=list)
+    discord_upload_channels: Annotated[list[int], NoDecode] = Field(default_factory=list)
     # Hosts that Discord attachments may come from.
-    discord_file_hosts: list[str] = Field(
+    discord_file_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["cdn.discordapp.com", "media.discordapp.net"]
     )
+
+    @model_validator(mode="after")
+    def _merge_prices(self) -> Settings:
+        self.prices = {**DEFAULT_PRICES, **self.prices}
+        return self
+
+    @field_validator(*LIST_SETTINGS, mode="before")
+    @classmethod
+    def _comma_lists(cls, value: Any) -> Any:
+        """`U1,U2` works as well as `["U1", "U2"]`."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("data_dir", "engine_data_dir", "engine_cache_dir", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
 
     @property
     def sqlite_url(self) -> str:
@@ -122,11 +179,9 @@ class Settings(BaseSettings):
     @property
     def engine_model_cache_dir(self) -> Path:
         """Where the local engine keeps its base models (and their tokenizers)."""
-        explicit = os.environ.get("TUNEUP_ENGINE_MODEL_CACHE_DIR")
-        if explicit:
-            return Path(explicit)
-        data = os.environ.get("TUNEUP_ENGINE_DATA_DIR") or str(self.data_dir / "engine")
-        return Path(data) / "base-models"
+        if self.engine_cache_dir is not None:
+            return self.engine_cache_dir
+        return (self.engine_data_dir or self.data_dir / "engine") / "base-models"
 
     def engine_env(self) -> dict[str, str]:
         """Environment for an auto-started engine: only what it needs, never the bot's secrets."""
@@ -137,7 +192,10 @@ class Settings(BaseSettings):
             or k.startswith(ENGINE_ENV_PREFIXES)
             and k != "TUNEUP_ENGINE_URL"
         }
-        env.setdefault("TUNEUP_ENGINE_DATA_DIR", str(self.data_dir / "engine"))
+        env["TUNEUP_ENGINE_DATA_DIR"] = str(self.engine_data_dir or self.data_dir / "engine")
+        if self.engine_cache_dir is not None:
+            env["TUNEUP_ENGINE_MODEL_CACHE_DIR"] = str(self.engine_cache_dir)
+        env["TUNEUP_ENGINE_MAX_SEQ_LEN"] = str(self.engine_max_seq_len)
         env["TUNEUP_ENGINE_PORT"] = str(self.engine_port)
         if self.engine_api_key:
             env["TUNEUP_ENGINE_API_KEY"] = self.engine_api_key.get_secret_value()

@@ -7,9 +7,17 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine import api_inference, api_jobs
-from engine.errors import APIError, api_error_handler, validation_error_handler
+from engine.errors import (
+    APIError,
+    api_error_handler,
+    http_error_handler,
+    internal_error_handler,
+    unparsable_body_handler,
+    validation_error_handler,
+)
 from engine.guard import RequestGuard
 from engine.inference import ModelPool
 from engine.settings import EngineSettings
@@ -30,6 +38,9 @@ def create_app(settings: EngineSettings, store: Store) -> FastAPI:
     app.state.pool = pool
     app.add_exception_handler(APIError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(RecursionError, unparsable_body_handler)
+    app.add_exception_handler(Exception, internal_error_handler)
     app.include_router(api_jobs.build_router(settings, store), prefix="/v1")
     app.include_router(api_inference.build_router(settings, store, pool), prefix="/v1")
     # Outermost: the key and the body cap are checked before any route reads the body.

@@ -15,6 +15,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.basemodels import UnknownBaseModel, base_model_names
+from engine.data import CHAT_ROLES
 from engine.errors import APIError
 from engine.generation import Generated, encode_prompt, generate
 from engine.inference import ModelNotFound, ModelPool
@@ -154,7 +155,7 @@ def build_router(settings: EngineSettings, store: Store, pool: ModelPool) -> API
     def load(model_id: str) -> tuple[Any, Any]:
         try:
             return pool.get(model_id)
-        except ModelNotFound:
+        except (ModelNotFound, FileNotFoundError, NotADirectoryError):  # gone from disk too
             raise APIError(
                 404, f"The model '{model_id}' does not exist", param="model", code="model_not_found"
             ) from None
@@ -178,13 +179,30 @@ def build_router(settings: EngineSettings, store: Store, pool: ModelPool) -> API
             raise APIError(
                 403, "Only fine-tuned models can be deleted", param="model", code="not_deletable"
             )
+        waiting = store.jobs_continuing_from(model_id)
+        if waiting:
+            raise APIError(
+                409,
+                f"Job {waiting[0]} continues from this model and has not finished; cancel it or "
+                "wait for it before deleting the model.",
+                param="model",
+                code="model_in_use",
+            )
         store.delete_model(model_id)
         pool.forget(model_id)
         shutil.rmtree(found[2], ignore_errors=True)
         return {"id": model_id, "object": "model", "deleted": True}
 
     def encode_capped(tokenizer: Any, prompt: Any) -> list[int]:
-        ids = encode_prompt(tokenizer, prompt)
+        try:
+            ids = encode_prompt(tokenizer, prompt)
+        except (UnicodeError, TypeError, ValueError):
+            raise APIError(
+                400,
+                "The prompt has text that can't be encoded (e.g. a lone surrogate like \\ud800).",
+                param="messages",
+                code="invalid_value",
+            ) from None
         if len(ids) > settings.max_prompt_tokens:
             raise APIError(
                 400,
@@ -295,8 +313,16 @@ def build_router(settings: EngineSettings, store: Store, pool: ModelPool) -> API
         from engine.data import normalize_messages
 
         for i, msg in enumerate(body.messages):
-            if not isinstance(msg, dict) or "role" not in msg:
-                raise APIError(400, f"messages[{i}] needs a role", param=f"messages.[{i}].role")
+            if not isinstance(msg, dict) or msg.get("role") not in CHAT_ROLES:
+                raise APIError(
+                    400,
+                    f"messages[{i}] needs a role: one of {', '.join(sorted(CHAT_ROLES))}",
+                    param=f"messages.[{i}].role",
+                )
+            if not isinstance(msg.get("content"), str | list | None):
+                raise APIError(
+                    400, f"messages[{i}].content must be text", param=f"messages.[{i}].content"
+                )
         messages = normalize_messages(body.messages)
         max_new = min(body.max_completion_tokens or body.max_tokens or 256, MAX_NEW_TOKENS)
         temperature = body.temperature or 0.0
@@ -370,7 +396,7 @@ def build_router(settings: EngineSettings, store: Store, pool: ModelPool) -> API
     @router.post("/completions")
     async def completions(body: CompletionRequest, request: Request) -> Any:
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
-        if not prompts:
+        if not prompts or not all(prompts):
             raise APIError(400, "prompt must not be empty", param="prompt")
         max_new = min(body.max_tokens or 16, MAX_NEW_TOKENS)
         temperature = body.temperature or 0.0

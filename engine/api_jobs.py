@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from engine.basemodels import base_model_names
 from engine.data import DataError, Row, read_rows
@@ -23,15 +23,21 @@ FILE_PURPOSES = {"fine-tune", "assistants", "batch", "vision", "user_data", "eva
 SUFFIX_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-def cursor_page(items: list[dict[str, Any]], after: str | None, limit: int) -> dict[str, Any]:
+def cursor_page(
+    items: list[dict[str, Any]], after: str | None, limit: int, empty_id: str | None = None
+) -> dict[str, Any]:
     start = 0
     if after:
         ids = [item["id"] for item in items]
         start = ids.index(after) + 1 if after in ids else len(items)
     chunk = items[start : start + limit]
     page: dict[str, Any] = {"object": "list", "data": chunk, "has_more": start + limit < len(items)}
-    if chunk:
-        page.update(first_id=chunk[0]["id"], last_id=chunk[-1]["id"])
+    # OpenAI's list shapes carry first_id/last_id. On an empty page most allow null; the files
+    # list requires a string (ListFilesResponse in the v2.3.0 spec), so it passes "" there.
+    page.update(
+        first_id=chunk[0]["id"] if chunk else empty_id,
+        last_id=chunk[-1]["id"] if chunk else empty_id,
+    )
     return page
 
 
@@ -42,9 +48,9 @@ class JobCreate(BaseModel):
     training_file: str
     validation_file: str | None = None
     suffix: str | None = None
-    seed: int | None = None
-    hyperparameters: dict[str, Any] | None = None
-    method: dict[str, Any] | None = None
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)  # OpenAI documents a 32-bit seed
+    hyperparameters: Any = None
+    method: Any = None
     metadata: dict[str, str] | None = None
     integrations: list[dict[str, Any]] | None = None
 
@@ -54,7 +60,9 @@ def _check_hyper(name: str, value: Any, kind: type, low: float, high: float) -> 
         return "auto"
     try:
         number = kind(value)
-    except (TypeError, ValueError):
+        if kind is int and float(value) != number:  # 2.9 is not 2 epochs
+            number = None
+    except (TypeError, ValueError, OverflowError):
         number = None
     if number is None or isinstance(value, bool) or not (low <= number <= high):
         raise APIError(
@@ -69,9 +77,17 @@ def _check_hyper(name: str, value: Any, kind: type, low: float, high: float) -> 
 METHODS = ("supervised", "dpo")
 
 
+def _object(value: Any, param: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise APIError(400, f"'{param}' must be an object", param=param, code="invalid_type")
+    return value
+
+
 def resolve_method(body: JobCreate) -> tuple[str, dict[str, Any]]:
     """The training method and its hyperparameters (each a number or "auto")."""
-    method = body.method or {}
+    method = _object(body.method, "method")
     kind = method.get("type", "supervised")
     if kind not in METHODS:
         raise APIError(
@@ -80,8 +96,9 @@ def resolve_method(body: JobCreate) -> tuple[str, dict[str, Any]]:
             param="method.type",
             code="unsupported_method",
         )
-    given = dict(body.hyperparameters or {})
-    given.update((method.get(kind) or {}).get("hyperparameters") or {})
+    given = dict(_object(body.hyperparameters, "hyperparameters"))
+    section = _object(method.get(kind), f"method.{kind}")
+    given.update(_object(section.get("hyperparameters"), f"method.{kind}.hyperparameters"))
     hyper: dict[str, Any] = {
         "n_epochs": _check_hyper("n_epochs", given.get("n_epochs"), int, 1, 50),
         "batch_size": _check_hyper("batch_size", given.get("batch_size"), int, 1, 256),
@@ -205,7 +222,7 @@ def build_router(settings: EngineSettings, store: Store) -> APIRouter:
         limit: int = Query(10000, ge=1, le=10000),
         after: str | None = None,
     ) -> dict:
-        return cursor_page(store.list_files(purpose), after, limit)
+        return cursor_page(store.list_files(purpose), after, limit, empty_id="")
 
     @router.get("/files/{file_id}")
     async def retrieve_file(file_id: str) -> dict:
@@ -231,11 +248,12 @@ def build_router(settings: EngineSettings, store: Store) -> APIRouter:
         if idempotency_key and (earlier := store.job_by_idempotency_key(idempotency_key)):
             return earlier
         kind, hyper = resolve_method(body)
-        init_adapter = None
+        init_adapter = internal_parent = None
         if body.model in base_model_names(settings):
             base = body.model
         elif found := store.get_model(body.model):
             base, init_adapter = found[1], str(found[2])
+            internal_parent = body.model
         else:
             raise APIError(
                 400,
@@ -261,6 +279,13 @@ def build_router(settings: EngineSettings, store: Store) -> APIRouter:
                 param="suffix",
                 code="invalid_suffix",
             )
+        if body.integrations:
+            raise APIError(
+                400,
+                "The local engine has no integrations (e.g. Weights & Biases); leave them out.",
+                param="integrations",
+                code="unsupported_integration",
+            )
         if body.metadata and len(body.metadata) > 16:
             raise APIError(400, "metadata takes at most 16 pairs", param="metadata")
         job_id = new_id("ftjob")
@@ -284,13 +309,14 @@ def build_router(settings: EngineSettings, store: Store) -> APIRouter:
             "finished_at": None,
             "trained_tokens": None,
             "estimated_finish": None,
-            "integrations": body.integrations,
+            "integrations": None,
             "metadata": body.metadata,
             "user_provided_suffix": body.suffix,
         }
         internal = {
             "base_model": base,
             "init_adapter": init_adapter,
+            "parent_model": internal_parent,
             "model_name": model_name,
             "hyperparameters": hyper,
             "method": kind,

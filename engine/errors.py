@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("tuneup.engine")
 
 
 class APIError(Exception):
@@ -45,7 +50,38 @@ async def api_error_handler(_: Request, exc: Exception) -> JSONResponse:
 async def validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {}
+    if first.get("type") == "json_invalid":
+        message = "We could not parse the JSON body of your request: it is not valid JSON."
+        return JSONResponse(error_body(message, "invalid_request_error", None, "invalid_json"), 400)
     loc = [str(p) for p in first.get("loc", []) if p not in ("body", "query", "path")]
     param = ".".join(loc) or None
-    message = f"Invalid value for '{param}': {first.get('msg', 'invalid request')}"
+    where = f" for '{param}'" if param else ""
+    message = f"Invalid value{where}: {first.get('msg', 'invalid request')}"
     return JSONResponse(error_body(message, "invalid_request_error", param, "invalid_value"), 400)
+
+
+async def http_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's own errors (unknown route, wrong method, unreadable body) in OpenAI's shape."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        message, code = "Unknown request URL. Check the path and method.", "unknown_url"
+    elif exc.status_code == 405:
+        message, code = "This method is not allowed for this URL.", "method_not_allowed"
+    else:
+        message, code = "We could not parse the body of your request.", "invalid_body"
+    kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
+    return JSONResponse(error_body(message, kind, None, code), exc.status_code)
+
+
+async def unparsable_body_handler(_: Request, exc: Exception) -> JSONResponse:
+    """A body Python's JSON parser gives up on (a 5000-digit number, absurd nesting)."""
+    message = (
+        "We could not parse the JSON body of your request (a number too long or nesting too deep)."
+    )
+    return JSONResponse(error_body(message, "invalid_request_error", None, "invalid_json"), 400)
+
+
+async def internal_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("engine request failed")
+    message = "The engine failed on this request; its log has the details."
+    return JSONResponse(error_body(message, "server_error", None, "internal_error"), 500)

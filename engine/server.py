@@ -25,7 +25,7 @@ def serve(settings: EngineSettings) -> None:
     store = Store(settings.db_path)
     recover_interrupted(store)
     worker = multiprocessing.get_context("spawn").Process(
-        target=worker_main, args=(settings,), name="tuneup-trainer", daemon=True
+        target=worker_main, args=(settings, os.getpid()), name="tuneup-trainer", daemon=True
     )
     worker.start()
     if settings.host not in ("127.0.0.1", "localhost", "::1") and settings.api_key is None:

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_BASE_MODEL = "smollm2-135m-instruct"
 
 
-def _default_data_dir() -> Path:
-    root = os.environ.get("TUNEUP_DATA_DIR")
-    base = Path(root) if root else Path.home() / ".local" / "share" / "tuneup"
-    return base / "engine"
+DEFAULT_ROOT = Path.home() / ".local" / "share" / "tuneup"
 
 
 class EngineSettings(BaseSettings):
@@ -23,7 +19,11 @@ class EngineSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8700
     api_key: SecretStr | None = None
-    data_dir: Path = Field(default_factory=_default_data_dir)
+    # Default: `engine/` under the bot's TUNEUP_DATA_DIR (environment or .env), so both agree.
+    data_dir: Path | None = None
+    tuneup_data_dir: Path | None = Field(
+        default=None, validation_alias=AliasChoices("TUNEUP_DATA_DIR", "tuneup_data_dir")
+    )
     # Where dequantized base models are cached; shared between data dirs when set.
     model_cache_dir: Path | None = None
     # Extra base models: {"name": "/path/to/a/local/hf/model/dir"}.
@@ -43,6 +43,14 @@ class EngineSettings(BaseSettings):
     keep_checkpoints: int = 3
     device: str = "auto"
     torch_threads: int = 0
+
+    @model_validator(mode="after")
+    def _paths(self) -> EngineSettings:
+        root = (self.tuneup_data_dir or DEFAULT_ROOT).expanduser()
+        self.data_dir = (self.data_dir or root / "engine").expanduser()
+        if self.model_cache_dir is not None:
+            self.model_cache_dir = self.model_cache_dir.expanduser()
+        return self
 
     @property
     def db_path(self) -> Path:

@@ -109,6 +109,15 @@ class Store:
     def set_internal(self, job_id: str, internal: dict[str, Any]) -> None:
         self._run("UPDATE jobs SET internal = ? WHERE id = ?", (json.dumps(internal), job_id))
 
+    def jobs_continuing_from(self, model_id: str) -> list[str]:
+        """Unfinished jobs that train on top of `model_id`."""
+        rows = self._all(
+            "SELECT id FROM jobs WHERE json_extract(internal, '$.parent_model') = ? "
+            "AND status IN ('validating_files', 'queued', 'running')",
+            (model_id,),
+        )
+        return [r[0] for r in rows]
+
     def job_by_idempotency_key(self, key: str) -> dict[str, Any] | None:
         row = self._one(
             "SELECT obj FROM jobs WHERE json_extract(internal, '$.idempotency_key') = ?", (key,)

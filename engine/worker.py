@@ -34,7 +34,9 @@ class EngineGone(Exception):
 class JobRun:
     """Everything that happens to one job inside the trainer process."""
 
-    def __init__(self, store: Store, settings: EngineSettings, job: dict[str, Any]):
+    def __init__(
+        self, store: Store, settings: EngineSettings, job: dict[str, Any], parent: int | None = None
+    ):
         self.store = store
         self.settings = settings
         self.job = job
@@ -44,7 +46,7 @@ class JobRun:
         self.history: list[dict[str, Any]] = []
         self.started = time.monotonic()
         self.trained_tokens = 0
-        self.parent = os.getppid()
+        self.parent = parent or os.getppid()
 
     # helpers
     def event(self, message: str, **kw: Any) -> None:
@@ -280,12 +282,17 @@ class JobRun:
             "fine_tuned_model_checkpoint": f"{self.model_name}:ckpt-step-{step}",
             "fine_tuning_job_id": self.job_id,
             "step_number": step,
+            # OpenAI's spec types these as numbers: a metric not measured is left out, not null.
             "metrics": {
-                "step": step,
-                "train_loss": last.get("train_loss"),
-                "train_mean_token_accuracy": last.get("train_accuracy"),
-                "valid_loss": last.get("valid_loss"),
-                "valid_mean_token_accuracy": last.get("valid_mean_token_accuracy"),
+                k: v
+                for k, v in {
+                    "step": step,
+                    "train_loss": last.get("train_loss"),
+                    "train_mean_token_accuracy": last.get("train_accuracy"),
+                    "valid_loss": last.get("valid_loss"),
+                    "valid_mean_token_accuracy": last.get("valid_mean_token_accuracy"),
+                }.items()
+                if v is not None
             },
         }
         self.store.add_checkpoint(obj, final)
@@ -419,21 +426,27 @@ def recover_interrupted(store: Store) -> None:
             store.add_event(job["id"], f"Job failed: {error['message']}", level="error")
 
 
-def worker_main(settings: EngineSettings) -> None:
-    """Entry point of the trainer process; exits when its parent goes away."""
+def worker_main(settings: EngineSettings, parent: int | None = None) -> None:
+    """Entry point of the trainer process; exits when its parent (the engine) goes away.
+
+    The engine passes its pid in: learning it with getppid() after the slow `import torch`
+    would miss an engine stopped in its first seconds, and the trainer would live on.
+    """
+    parent = parent or os.getppid()
+    if os.getppid() != parent:
+        return
     import torch
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
     torch.set_num_threads(settings.torch_threads or os.cpu_count() or 1)
     store = Store(settings.db_path)
-    parent = os.getppid()
     while os.getppid() == parent:
         job = store.claim_next_queued()
         if job is None:
             time.sleep(0.25)
             continue
         try:
-            JobRun(store, settings, job).run()
+            JobRun(store, settings, job, parent).run()
         except EngineGone:
             logging.warning("the engine went away; job %s is left for it to resume", job["id"])
             return

@@ -48,6 +48,12 @@ class Job(SQLModel, table=True):
     progress_ref: dict | None = Field(default=None, sa_column=Column(JSON))
     # {"points": [[step, train_loss, valid_loss|None], ...], "final": {...}}
     metrics: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    # What /finetune estimated before starting: counted against monthly budgets.
+    estimated_tokens: int | None = None
+    estimated_cost: float | None = None  # None: the price is unknown
+    # How the model expects to be asked: {"kind": "chat"} or
+    # {"kind": "completion", "separator": "...", "stop": "..."} from its training file.
+    prompt_format: dict | None = Field(default=None, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
@@ -114,3 +120,20 @@ class SeenEvent(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     # None while being handled; a claim whose handler died is taken again after a lease.
     done_at: datetime | None = None
+
+
+class Policy(SQLModel, table=True):
+    """A workspace's spending caps and its pause switch, set by its admins."""
+
+    __tablename__ = "policies"
+    __table_args__ = (UniqueConstraint("platform", "workspace"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str
+    workspace: str
+    # {"workspace_tokens", "workspace_dollars", "user_tokens", "user_dollars", "concurrent_jobs"}
+    caps: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    paused: bool = False
+    pause_message: str | None = None
+    updated_by: str | None = None
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -29,6 +29,7 @@ EPHEMERAL = {
     "ask-model": False,
     "models": True,
     "help": True,
+    "budget": True,
 }
 CONFIRM_TEXTS_KEPT = 1000
 # What the bot needs in a channel; the README's invite URL carries this integer.
@@ -274,13 +275,23 @@ def register_commands(bot: TuneupDiscord) -> None:
 
     @tree.command(name="validate", description="Check a training file: problems, tokens, cost")
     @app_commands.describe(
-        file="JSONL, JSON, CSV, TSV, XLSX or TXT", model="target model (tokenizer, limits, price)"
+        file="JSONL, JSON, CSV, TSV, XLSX or TXT",
+        model="target model (tokenizer, limits, price)",
+        dataset="show an earlier report instead",
+        fixed="send the dataset's fixed copy",
+        apply="optional fixes: lowercase,prefix,completion-prefix,long",
     )
-    @app_commands.autocomplete(model=bot.model_choices)
+    @app_commands.autocomplete(model=bot.model_choices, dataset=bot.dataset_choices)
     async def validate(
-        interaction: discord.Interaction, file: discord.Attachment, model: str | None = None
+        interaction: discord.Interaction,
+        file: discord.Attachment | None = None,
+        model: str | None = None,
+        dataset: str | None = None,
+        fixed: bool = False,
+        apply: str | None = None,
     ) -> None:
-        await bot.run(interaction, "validate", quoted(model=model), [file])
+        text = quoted(model=model, dataset=dataset, fixed="yes" if fixed else None, apply=apply)
+        await bot.run(interaction, "validate", text, [file] if file else None)
 
     @tree.command(name="finetune", description="Start a fine-tune on a file or a checked dataset")
     @app_commands.describe(
@@ -289,9 +300,14 @@ def register_commands(bot: TuneupDiscord) -> None:
         model="base model",
         epochs="passes over the data",
         batch="batch size",
+        lr="learning-rate multiplier",
+        beta="DPO beta (preference data only)",
         suffix="a name for the tuned model",
+        validation="a dataset to score the model on",
     )
-    @app_commands.autocomplete(dataset=bot.dataset_choices, model=bot.model_choices)
+    @app_commands.autocomplete(
+        dataset=bot.dataset_choices, model=bot.model_choices, validation=bot.dataset_choices
+    )
     async def finetune(
         interaction: discord.Interaction,
         file: discord.Attachment | None = None,
@@ -299,9 +315,21 @@ def register_commands(bot: TuneupDiscord) -> None:
         model: str | None = None,
         epochs: app_commands.Range[int, 1, 50] | None = None,
         batch: app_commands.Range[int, 1, 256] | None = None,
+        lr: app_commands.Range[float, 0.0001, 20.0] | None = None,
+        beta: app_commands.Range[float, 0.001, 10.0] | None = None,
         suffix: str | None = None,
+        validation: str | None = None,
     ) -> None:
-        text = quoted(dataset=dataset, model=model, epochs=epochs, batch=batch, suffix=suffix)
+        text = quoted(
+            dataset=dataset,
+            model=model,
+            epochs=epochs,
+            batch=batch,
+            lr=lr,
+            beta=beta,
+            suffix=suffix,
+            validation=validation,
+        )
         await bot.run(interaction, "finetune", text, [file] if file else None)
 
     @tree.command(name="status", description="Show a job, or list the active ones")
@@ -333,3 +361,34 @@ def register_commands(bot: TuneupDiscord) -> None:
     @tree.command(name="help", description="How to use tuneup")
     async def help_(interaction: discord.Interaction, command: str | None = None) -> None:
         await bot.run(interaction, "help", shlex.quote(command) if command else "")
+
+    @tree.command(name="budget", description="This month's spending and caps; admins change them")
+    @app_commands.describe(action="show (default), set, pause or resume", message="pause message")
+    @app_commands.choices(
+        action=[app_commands.Choice(name=a, value=a) for a in ("show", "set", "pause", "resume")]
+    )
+    async def budget(
+        interaction: discord.Interaction,
+        action: str = "show",
+        workspace_tokens: str | None = None,
+        workspace_dollars: str | None = None,
+        user_tokens: str | None = None,
+        user_dollars: str | None = None,
+        concurrent_jobs: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        caps = quoted(
+            workspace_tokens=workspace_tokens,
+            workspace_dollars=workspace_dollars,
+            user_tokens=user_tokens,
+            user_dollars=user_dollars,
+            concurrent_jobs=concurrent_jobs,
+        )
+        note = shlex.quote(message) if message else ""
+        await bot.run(interaction, "budget", " ".join(p for p in (action, caps, note) if p))
+
+    @tree.command(name="tuneup", description="Any tuneup command as text, e.g. `status 3`")
+    @app_commands.describe(command="a command and its options, e.g. `finetune dataset=2 epochs=3`")
+    async def tuneup(interaction: discord.Interaction, command: str = "help") -> None:
+        sub, _, rest = command.strip().lstrip("/").partition(" ")
+        await bot.run(interaction, sub.lower() or "help", rest)

@@ -23,16 +23,9 @@ from bot.types import Attachment, Command, PlatformError, Reply, Target
 
 log = logging.getLogger("tuneup.slack")
 PLATFORM = "slack"
-SLASH_COMMANDS = (
-    "validate",
-    "finetune",
-    "status",
-    "cancel",
-    "ask-model",
-    "models",
-    "help",
-    "tuneup",
-)
+# `/tuneup <command>` and `/tuneup-<command>` (what the manifest registers: Slack reserves names
+# such as `/status`); the plain names still work for apps registered before.
+SLASH_PATTERN = re.compile(r"^/(tuneup(-[a-z-]+)?|[a-z-]+)$")
 # Commands that take a while get a visible "working on it" in the ack.
 SLOW = {"validate": "🔎 Checking…", "finetune": "🚀 Starting…", "ask-model": "💬 Asking…"}
 ADMIN_CACHE_SECONDS = 300
@@ -103,8 +96,7 @@ class SlackBot:
     # ----- wiring -----
 
     def _register(self) -> None:
-        names = "|".join(re.escape(n) for n in SLASH_COMMANDS)
-        self.app.command(re.compile(rf"^/({names})$"))(self._on_command)
+        self.app.command(SLASH_PATTERN)(self._on_command)
         self.app.action(re.compile(rf"^{BUTTON_ACTION}_\d+$"))(self._on_button)
         self.app.event({"type": "message", "subtype": "file_share"})(self._on_file_message)
         self.app.event("file_shared")(self._on_file_shared)

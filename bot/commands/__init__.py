@@ -1,3 +1,12 @@
 """One module per command; importing this package registers them all with the router."""
 
-from bot.commands import ask, cancel, finetune, help, models, status, validate  # noqa: F401
+from bot.commands import (  # noqa: F401
+    ask,
+    budget,
+    cancel,
+    finetune,
+    help,
+    models,
+    status,
+    validate,
+)

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import shlex
+from typing import Any
+
 import openai
 
 from bot.context import Context, UserError
@@ -42,10 +45,24 @@ def check_model_visible(ctx: Context, cmd: Command, model: str) -> None:
             raise _unknown_model(model)
 
 
-async def _answer(ctx: Context, model: str, prompt: str) -> str:
+CHAT = {"kind": "chat"}
+
+
+async def _answer(ctx: Context, model: str, prompt: str, fmt: dict[str, Any] = CHAT) -> str:
+    """Ask in the model's own format: chat, or a completion with its separator and stop."""
     provider, remote_model = ctx.providers.for_model(model)
     client = provider.client.with_options(max_retries=0, timeout=ASK_TIMEOUT_SECONDS)
     try:
+        if fmt.get("kind") == "completion":
+            stop = fmt.get("stop")
+            done = await client.completions.create(
+                model=remote_model,
+                prompt=prompt + (fmt.get("separator") or ""),
+                max_tokens=MAX_ANSWER_TOKENS,
+                temperature=0,
+                **({"stop": [stop]} if stop else {}),
+            )
+            return done.choices[0].text.strip() or "(empty answer)"
         response = await client.chat.completions.create(
             model=remote_model,
             messages=[{"role": "user", "content": prompt}],
@@ -60,6 +77,11 @@ async def _answer(ctx: Context, model: str, prompt: str) -> str:
             "waiting. Try a shorter question, or again when it is less busy."
         ) from None
     return (response.choices[0].message.content or "").strip() or "(empty answer)"
+
+
+def _prompt_words(cmd: Command) -> list[str]:
+    """The words of the question: everything but the `model=` and `compare=` options."""
+    return [w for w in shlex.split(cmd.text) if not w.lower().startswith(("model=", "compare="))]
 
 
 def _prompt(args: list[str]) -> str:
@@ -80,29 +102,31 @@ def _prompt(args: list[str]) -> str:
     "Ask a model. Defaults to the newest model fine-tuned in this channel.",
     "compare=yes also asks the base model, side by side, to see what training changed. "
     f"Prompts are limited to {MAX_PROMPT_CHARS:,} characters.",
+    options=None,  # the prompt is free text: `x=5` in a question is not an option
 )
 async def ask_command(ctx: Context, cmd: Command) -> Reply:
-    args = list(cmd.args)
+    words = _prompt_words(cmd)
     model = cmd.options.get("model")
-    if model is None and args and _looks_like_model(args[0], ctx):
-        model = args.pop(0)
-    prompt = _prompt(args)
-    base = None
-    if model is None:
-        with ctx.session() as session:
+    if model is None and words and _looks_like_model(words[0], ctx):
+        model = words.pop(0)
+    prompt = _prompt(words)
+    with ctx.session() as session:
+        if model is None:
             job = repo.newest_model_in_channel(session, cmd.platform, cmd.workspace, cmd.channel)
-        if job is not None:
-            model, base = job.fine_tuned_model, job.base_model
+            model = job.fine_tuned_model if job else ctx.settings.default_model
         else:
-            model = ctx.settings.default_model
+            job = repo.visible_job_for_model(session, ctx.scope(cmd), model)
+    assert model is not None
     check_model_visible(ctx, cmd, model)
+    fmt = (job.prompt_format if job else None) or CHAT
     async with ctx.ask_slot(cmd):
-        answer = await _answer(ctx, model, prompt)
-        sections = [Section(title=f"`{model}`", text=answer)]
+        sections = [Section(title=f"`{model}`", text=await _answer(ctx, model, prompt, fmt))]
         if cmd.options.get("compare", "").lower() in ("yes", "y", "true"):
-            base = base or (
-                model.split(":")[1] if model.startswith("ft:") else ctx.settings.default_model
-            )
-            answer = await _answer(ctx, base, prompt)
+            base = job.base_model if job else _base_of(ctx, model)
+            answer = await _answer(ctx, base, prompt, fmt)
             sections.append(Section(title=f"`{base}` (base)", text=answer))
     return Reply(text=f"> {prompt}", sections=sections, thread=cmd.thread)
+
+
+def _base_of(ctx: Context, model: str) -> str:
+    return model.split(":")[1] if model.startswith("ft:") else ctx.settings.default_model

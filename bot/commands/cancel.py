@@ -13,6 +13,8 @@ from storage import repo
     "cancel",
     "/cancel <job> [confirm=yes]",
     "Cancel a running job. Only its owner or an admin may; you are asked to confirm.",
+    options=("confirm",),
+    max_args=1,
 )
 async def cancel_command(ctx: Context, cmd: Command) -> Reply:
     if not cmd.args:

@@ -7,7 +7,7 @@ from typing import Any
 
 import openai
 
-from bot import lifecycle
+from bot import budgets, lifecycle, pricing
 from bot.context import Context, UserError
 from bot.datasets import ingest
 from bot.providers import Provider
@@ -21,6 +21,7 @@ NUMERIC = {
     "epochs": ("n_epochs", int),
     "batch": ("batch_size", int),
     "lr": ("learning_rate_multiplier", float),
+    "beta": ("beta", float),
 }
 
 
@@ -109,10 +110,24 @@ def _check_allowed(ctx: Context, cmd: Command) -> None:
 
 @command(
     "finetune",
-    "/finetune [file] [dataset=ID] [model=NAME] [epochs=N] [batch=N] [lr=X] [suffix=NAME] [validation=ID]",
+    "/finetune [file] [dataset=ID] [model=NAME] [epochs=N] [batch=N] [lr=X] [beta=X] "
+    "[suffix=NAME] [validation=ID]",
     "Start a fine-tune on the last validated file in this channel (or the one you attach).",
-    "Shows the estimated trained tokens and cost first, and asks before anything that costs money. "
-    "Progress and the result summary are posted here.",
+    "Shows the estimated trained tokens and cost first, and asks before anything that is not "
+    "certainly free (a model whose price is unknown is asked about too). Budgets set with "
+    "`/budget` are checked first. Progress and the result summary are posted here.",
+    options=(
+        "dataset",
+        "model",
+        "epochs",
+        "batch",
+        "lr",
+        "beta",
+        "suffix",
+        "validation",
+        "confirm",
+    ),
+    max_args=1,
 )
 async def finetune_command(ctx: Context, cmd: Command) -> Reply:
     opts = cmd.options
@@ -120,6 +135,27 @@ async def finetune_command(ctx: Context, cmd: Command) -> Reply:
     model = opts.get("model", ctx.settings.default_model)
     provider, remote_model = ctx.providers.for_model(model)
     hyper = _hyperparameters(opts)
+    dataset, validation = await _training_data(ctx, cmd, remote_model)
+    estimate = dataset.report.get("estimate", {})
+    epochs = hyper.get("n_epochs") or estimate.get("n_epochs") or 3
+    tokens = int(estimate.get("dataset_tokens", 0)) * int(epochs)
+    cost = pricing.estimate(remote_model, tokens, ctx.settings.prices, local=provider.is_local)
+    budgets.check(ctx, cmd, cost)
+    if cost.needs_confirmation and opts.get("confirm", "").lower() not in ("yes", "y", "true"):
+        return _ask_first(cmd, dataset, model, cost)
+    job = await _start(ctx, cmd, provider, model, remote_model, dataset, validation, hyper, cost)
+    if job.status == lifecycle.PENDING:
+        return Reply(
+            text=f"⏳ {provider.label} did not confirm {job_label(job)} in time. I am checking "
+            "with it and will post here if it started; don't start it again.",
+        )
+    return _started_reply(job, model, dataset, validation, cost)
+
+
+async def _training_data(
+    ctx: Context, cmd: Command, remote_model: str
+) -> tuple[Dataset, Dataset | None]:
+    opts = cmd.options
     if cmd.attachments:
         dataset, _ = await ingest(ctx, cmd, cmd.attachments[0], remote_model)
     else:
@@ -138,39 +174,35 @@ async def finetune_command(ctx: Context, cmd: Command) -> Reply:
             + "\nFix them and `/validate` again."
         )
     validation = _find_dataset(ctx, cmd, opts["validation"]) if "validation" in opts else None
-    estimate = dataset.report.get("estimate", {})
-    epochs = hyper.get("n_epochs") or estimate.get("n_epochs") or 3
-    tokens = int(estimate.get("dataset_tokens", 0)) * int(epochs)
     if dataset.parent_id is not None and validation is None:
         validation = _held_out_half(ctx, dataset)
-    price = (
-        0.0
-        if provider.is_local
-        else ctx.settings.prices.get(remote_model.removeprefix("ft:").split(":")[0], 0.0)
+    return dataset, validation
+
+
+def _ask_first(cmd: Command, dataset: Dataset, model: str, cost: pricing.Cost) -> Reply:
+    again = f"/finetune dataset={dataset.id} " + " ".join(
+        f"{k}={v}" for k, v in cmd.options.items() if k not in ("dataset", "confirm")
     )
-    cost = tokens * price / 1e6
-    cost_text = (
-        "free (local engine)" if provider.is_local else f"~${cost:.2f} at ${price}/1M tokens"
+    headline = (
+        f"This fine-tune costs money: {cost.text()} on `{model}`."
+        if cost.dollars is not None
+        else f"The price of `{model}` is unknown to tuneup, so it may cost money: "
+        f"~{cost.tokens:,} trained tokens."
     )
-    if cost > 0 and opts.get("confirm", "").lower() not in ("yes", "y", "true"):
-        again = f"/finetune dataset={dataset.id} " + " ".join(
-            f"{k}={v}" for k, v in opts.items() if k != "dataset"
-        )
-        return Reply(
-            text=f"This fine-tune costs money: ~{tokens:,} trained tokens on `{model}`, {cost_text}. Start it?",
-            buttons=[
-                Button(
-                    label="Start fine-tune", command=again.strip() + " confirm=yes", style="primary"
-                ),
-            ],
-            ephemeral=True,
-        )
-    training_file = await _provider_file(ctx, provider, dataset)
-    validation_file = await _provider_file(ctx, provider, validation) if validation else None
-    key = idempotency_key(cmd)
+    return Reply(
+        text=f"{headline} Start it?",
+        buttons=[
+            Button(label="Start fine-tune", command=again.strip() + " confirm=yes", style="primary")
+        ],
+        ephemeral=True,
+    )
+
+
+def _request(
+    cmd: Command, remote_model: str, dataset: Dataset, hyper: dict[str, Any], key: str
+) -> dict[str, Any]:
     request: dict[str, Any] = {
         "model": remote_model,
-        "training_file": training_file,
         "metadata": {
             "platform": cmd.platform[:64],
             "workspace": cmd.workspace[:64],
@@ -181,12 +213,33 @@ async def finetune_command(ctx: Context, cmd: Command) -> Reply:
     }
     # Preference data trains with DPO; everything else is supervised fine-tuning.
     method = "dpo" if dataset.report.get("data_format") == "preference" else "supervised"
+    if method != "dpo":
+        hyper = {k: v for k, v in hyper.items() if k != "beta"}
     if hyper or method != "supervised":
         request["method"] = {"type": method, method: {"hyperparameters": hyper}}
+    if cmd.options.get("suffix"):
+        request["suffix"] = cmd.options["suffix"]
+    return request
+
+
+async def _start(
+    ctx: Context,
+    cmd: Command,
+    provider: Provider,
+    model: str,
+    remote_model: str,
+    dataset: Dataset,
+    validation: Dataset | None,
+    hyper: dict[str, Any],
+    cost: pricing.Cost,
+) -> Job:
+    training_file = await _provider_file(ctx, provider, dataset)
+    validation_file = await _provider_file(ctx, provider, validation) if validation else None
+    key = idempotency_key(cmd)
+    request = _request(cmd, remote_model, dataset, hyper, key)
+    request["training_file"] = training_file
     if validation_file:
         request["validation_file"] = validation_file
-    if opts.get("suffix"):
-        request["suffix"] = opts["suffix"]
     job, fresh = lifecycle.record_intent(
         ctx.db,
         Job(
@@ -196,42 +249,53 @@ async def finetune_command(ctx: Context, cmd: Command) -> Reply:
             channel=cmd.channel,
             owner=cmd.user,
             base_model=model,
-            suffix=opts.get("suffix"),
+            suffix=cmd.options.get("suffix"),
             training_file_id=training_file,
             validation_file_id=validation_file,
             dataset_id=dataset.id,
             idempotency_key=key,
             request=request,
+            estimated_tokens=cost.tokens,
+            estimated_cost=cost.dollars,
+            prompt_format=prompt_format(dataset),
         ),
     )
     if not fresh:
-        return Reply(
-            text=f"{job_label(job)} was already started by this command; nothing new was started.",
-            ephemeral=True,
+        raise UserError(
+            f"{job_label(job)} was already started by this command; nothing new was started."
         )
     try:
-        job = await lifecycle.create_once(ctx.db, provider, job)
+        return await lifecycle.create_once(ctx.db, provider, job)
     except lifecycle.CreateUnconfirmed:
-        return Reply(
-            text=f"⏳ {provider.label} did not confirm {job_label(job)} in time. I am checking "
-            "with it and will post here if it started; don't start it again.",
-        )
+        return job
+
+
+def prompt_format(dataset: Dataset) -> dict[str, Any]:
+    """How to ask the tuned model: chat, or completions with its file's separator and stop."""
+    report = dataset.report or {}
+    if report.get("data_format") != "completion":
+        return {"kind": "chat"}
+    stats = report.get("stats") or {}
+    return {
+        "kind": "completion",
+        "separator": stats.get("separator", ""),
+        "stop": stats.get("stop"),
+    }
+
+
+def _started_reply(
+    job: Job, model: str, dataset: Dataset, validation: Dataset | None, cost: pricing.Cost
+) -> Reply:
+    method = (job.request or {}).get("method", {}).get("type", "supervised")
+    fields = [("Examples", str(dataset.n_examples))]
+    if validation:
+        fields.append(("Validation", f"`{validation.filename}` ({validation.n_examples})"))
+    fields += [("Estimated trained tokens", f"~{cost.tokens:,}"), ("Cost", cost.text())]
     return Reply(
         text=f"🚀 Started {job_label(job)} on `{model}` with `{dataset.filename}`"
         + (" (DPO on preference pairs)." if method == "dpo" else "."),
         sections=[
-            Section(
-                fields=[
-                    ("Examples", str(dataset.n_examples)),
-                    *(
-                        [("Validation", f"`{validation.filename}` ({validation.n_examples})")]
-                        if validation
-                        else []
-                    ),
-                    ("Estimated trained tokens", f"~{tokens:,}"),
-                    ("Cost", cost_text),
-                ]
-            ),
+            Section(fields=fields),
             Section(
                 text=f"Progress will appear here. `/status {job.id}` any time, `/cancel {job.id}` to stop."
             ),

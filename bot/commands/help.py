@@ -5,7 +5,7 @@ from bot.router import REGISTRY, command, help_for, normalize_name
 from bot.types import Command, Reply, Section
 
 
-@command("help", "/help [command]", "List the commands, or explain one.")
+@command("help", "/help [command]", "List the commands, or explain one.", max_args=1)
 async def help_command(ctx: Context, cmd: Command) -> Reply:
     if cmd.args:
         spec = REGISTRY.get(normalize_name(cmd.args[0]))

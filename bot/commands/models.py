@@ -11,6 +11,7 @@ from storage import repo
     "models",
     "/models",
     "List base models you can fine-tune and the models tuned in this workspace.",
+    max_args=0,
 )
 async def models_command(ctx: Context, cmd: Command) -> Reply:
     sections = []

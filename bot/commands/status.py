@@ -11,6 +11,7 @@ from storage import repo
     "status",
     "/status [job]",
     "Show one job in detail, or list your and this channel's active jobs.",
+    max_args=1,
 )
 async def status_command(ctx: Context, cmd: Command) -> Reply:
     with ctx.session() as session:

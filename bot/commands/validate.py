@@ -15,12 +15,18 @@ from storage.models import Dataset
 def _cost_text(estimate: dict) -> str:
     if not estimate:
         return ""
-    cost = estimate.get("cost_usd") or 0
-    price = "free on the local engine" if not cost else f"about ${cost:.2f}"
+    price = _price_text(estimate.get("cost_usd"))
     return (
         f"~{estimate.get('billed_tokens', 0):,} trained tokens on {estimate.get('model')} "
         f"({estimate.get('n_epochs')} epochs): {price}."
     )
+
+
+def _price_text(cost: float | None) -> str:
+    """Free only when the price is known to be zero (the local engine); never when unknown."""
+    if cost is None:
+        return "price unknown (ask the provider before training)"
+    return "free on the local engine" if not cost else f"about ${cost:.2f}"
 
 
 FORMATS = {"chat": "chat", "completion": "prompt/completion", "preference": "preference (DPO)"}
@@ -38,7 +44,7 @@ def report_reply(report: Report, dataset: Dataset) -> Reply:
     if e:
         fields.append(("Tokens", f"{e['dataset_tokens']:,} × {e['n_epochs']} epochs"))
         fields.append(("Trained tokens", f"~{e['billed_tokens']:,}"))
-        fields.append(("Cost", "free" if not e.get("cost_usd") else f"~${e['cost_usd']:.2f}"))
+        fields.append(("Cost", _price_text(e.get("cost_usd"))))
     sections = [Section(fields=fields)]
     problems = report.top_problems(limit=10)
     if problems:
@@ -163,6 +169,8 @@ async def _apply(ctx: Context, cmd: Command, dataset: Dataset, text: str) -> Rep
     "Accepts JSONL, JSON, CSV, TSV, XLSX and TXT. On Slack and Discord, just upload the file to the "
     "channel. `dataset=ID` shows an earlier report again; `fixed=yes` sends its fixed copy; "
     "`apply=lowercase,prefix,completion-prefix,long` checks it again with those optional fixes.",
+    options=("dataset", "fixed", "apply", "model"),
+    max_args=1,
 )
 async def validate_command(ctx: Context, cmd: Command) -> Reply:
     if not cmd.attachments and "dataset" in cmd.options:

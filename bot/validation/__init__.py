@@ -13,11 +13,18 @@ from typing import Any
 
 import numpy as np
 
+from bot.pricing import price_per_million
 from bot.validation import chat, legacy
 from bot.validation.readers import Unreadable, iter_rows
 from bot.validation.report import Report
 from bot.validation.scan import PARALLEL_MIN_BYTES, Scan, can_fork, parallel_scan, sniff_format
-from bot.validation.tokens import LocalTokenizer, encoding_for, is_openai_model, token_limit
+from bot.validation.tokens import (
+    LOCAL_MAX_TOKENS,
+    LocalTokenizer,
+    encoding_for,
+    is_openai_model,
+    token_limit,
+)
 
 MIN_EXAMPLES = 10
 RECOMMENDED_EXAMPLES = 100
@@ -63,6 +70,7 @@ def validate_file(
     tokenizer_dirs: Sequence[Path] = (),
     workers: int | None = None,
     apply: frozenset[str] = frozenset(),
+    local_max_tokens: int = LOCAL_MAX_TOKENS,
 ) -> Report:
     """Validate a training file. Never raises for bad data: problems end up in the report.
 
@@ -85,7 +93,7 @@ def validate_file(
         report.notes.append(
             f"Token counts use {encoding.name}: {model}'s own tokenizer was not found here."
         )
-    limit = token_limit(model)
+    limit = token_limit(model, local_max_tokens)
     try:
         scan = _scan(path, filename, report, encoding, size, workers)
     except Unreadable as exc:
@@ -162,7 +170,8 @@ def validate_file(
             )
     dataset_tokens = int(np.minimum(totals, limit).sum())
     epochs = default_epochs(n_usable)
-    price = (prices or {}).get(model.removeprefix("ft:").split(":")[0].split("/")[-1], 0.0)
+    # None when unknown: never shown as free (the local engine is free; the bot knows which)
+    price = price_per_million(model, prices or {})
     report.estimate = {
         "model": model,
         "encoding": encoding.name,
@@ -170,7 +179,7 @@ def validate_file(
         "dataset_tokens": dataset_tokens,
         "billed_tokens": dataset_tokens * epochs,
         "price_per_million": price,
-        "cost_usd": round(dataset_tokens * epochs * price / 1e6, 4),
+        "cost_usd": None if price is None else round(dataset_tokens * epochs * price / 1e6, 4),
     }
     if detected != "completion":
         # A second streaming pass, only when it is needed: the rows themselves are not kept.

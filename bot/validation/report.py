@@ -103,7 +103,13 @@ class Report:
             lines.append(f"• {problem}")
         if self.estimate:
             e = self.estimate
-            cost = "free" if not e.get("cost_usd") else f"~${e['cost_usd']:.2f}"
+            cost = (
+                "price unknown"
+                if e.get("cost_usd") is None
+                else "free"
+                if not e["cost_usd"]
+                else f"~${e['cost_usd']:.2f}"
+            )
             lines.append(
                 f"Estimate for {e['model']}: {e['n_epochs']} epochs × {e['dataset_tokens']:,} tokens "
                 f"= ~{e['billed_tokens']:,} trained tokens, {cost}"

@@ -16,18 +16,16 @@ import tiktoken
 BLOB_URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
 
 
-def _cache_dir() -> Path:
-    env = os.environ.get("TIKTOKEN_CACHE_DIR")
+def _cache_dir(data_dir: Path | None) -> Path:
+    env = os.environ.get("TIKTOKEN_CACHE_DIR")  # tiktoken's own variable, read by tiktoken too
     if env:
         return Path(env)
-    root = os.environ.get("TUNEUP_DATA_DIR")
-    base = Path(root) if root else Path.home() / ".local" / "share" / "tuneup"
-    return base / "tiktoken"
+    return (data_dir or Path.home() / ".local" / "share" / "tuneup") / "tiktoken"
 
 
-def prime_offline_cache() -> Path:
+def prime_offline_cache(data_dir: Path | None = None) -> Path:
     """Fill tiktoken's cache from the files bundled in `bpe-openai`, so no download is needed."""
-    directory = _cache_dir()
+    directory = _cache_dir(data_dir)
     os.environ["TIKTOKEN_CACHE_DIR"] = str(directory)
     spec = importlib.util.find_spec("bpe_openai")
     if spec is None or not spec.submodule_search_locations:
@@ -42,6 +40,11 @@ def prime_offline_cache() -> Path:
             tmp.write_bytes(gzip.decompress(source.read_bytes()))
             tmp.rename(target)
     return directory
+
+
+# The local engine truncates examples at its max_seq_len (TUNEUP_ENGINE_MAX_SEQ_LEN, 1024 by
+# default); callers pass the configured value from the settings.
+LOCAL_MAX_TOKENS = 1024
 
 
 def encoding_name(model: str) -> str:
@@ -104,7 +107,7 @@ def _tiktoken(name: str) -> tiktoken.Encoding:
 
 
 # Token limits per training example, by model family.
-def token_limit(model: str) -> int:
+def token_limit(model: str, local_max: int = LOCAL_MAX_TOKENS) -> int:
     name = model.removeprefix("ft:").split("/")[-1]
     if name.startswith(("davinci", "babbage")):
         return 2048
@@ -112,8 +115,4 @@ def token_limit(model: str) -> int:
         return 16385
     if is_openai_model(model):
         return 65536  # gpt-4o, gpt-4.1 and newer
-    return LOCAL_MAX_TOKENS
-
-
-# The local engine truncates examples at TUNEUP_ENGINE_MAX_SEQ_LEN (1024 by default).
-LOCAL_MAX_TOKENS = int(os.environ.get("TUNEUP_ENGINE_MAX_SEQ_LEN", "1024"))
+    return local_max

@@ -50,7 +50,7 @@ def _seed_config(port: int) -> str:
     job = client.fine_tuning.jobs.create(
         model="smollm2-135m-instruct",
         training_file=upload.id,
-        hyperparameters={"n_epochs": 1, "batch_size": 4},
+        hyperparameters={"n_epochs": 2, "batch_size": 4},  # two epochs: a checkpoint exists
     )
     done = wait_for_job(client, job.id)
     return (

@@ -17,7 +17,7 @@ from bot.settings import Settings
 from bot.types import Target
 from storage import repo
 from storage.models import Job, Outbox
-from tests.conftest import ENGINE_KEY, ROOT
+from tests.conftest import ENGINE_KEY, ROOT, STALL_SECONDS
 
 
 def settings_for(tmp: Path, engine_url: str) -> Settings:
@@ -36,8 +36,8 @@ async def run(core: BotCore, adapter: ConsoleAdapter, line: str):  # type: ignor
     return reply
 
 
-async def wait_done(core: BotCore, timeout: float = 300) -> None:
-    assert await core.poll_until_idle(timeout, interval=0.5), "job did not finish"
+async def wait_done(core: BotCore) -> None:
+    assert await core.poll_until_idle(STALL_SECONDS, interval=0.5), "the job stopped moving"
 
 
 async def test_console_story(tmp_path: Path, engine_url: str) -> None:

@@ -186,7 +186,7 @@ def test_bad_file_fails_the_job_with_a_line_number(openai_client: OpenAI) -> Non
     content = chat_rows(3) + b'\n{"messages": [{"role": "user", "content": "no answer"}]}\n'
     f = openai_client.files.create(file=("bad.jsonl", content), purpose="fine-tune")
     job = openai_client.fine_tuning.jobs.create(model="smollm2-135m-instruct", training_file=f.id)
-    done = wait_for_job(openai_client, job.id, timeout=60)
+    done = wait_for_job(openai_client, job.id)
     assert done.status == "failed"
     assert done.error and done.error.param == "training_file"
     assert done.error.message.startswith("Line 4:")

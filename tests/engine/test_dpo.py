@@ -87,8 +87,8 @@ def test_method_and_data_must_match(openai_client: OpenAI) -> None:
     dpo_on_chat = openai_client.fine_tuning.jobs.create(
         model="smollm2-135m-instruct", training_file=chat.id, method={"type": "dpo"}
     )
-    failed = wait_for_job(openai_client, sft_on_prefs.id, timeout=60)
+    failed = wait_for_job(openai_client, sft_on_prefs.id)
     assert failed.status == "failed" and "method type `dpo`" in failed.error.message
     assert failed.error.param == "training_file" and "Line 1" in failed.error.message
-    failed = wait_for_job(openai_client, dpo_on_chat.id, timeout=60)
+    failed = wait_for_job(openai_client, dpo_on_chat.id)
     assert failed.status == "failed" and "needs preference examples" in failed.error.message

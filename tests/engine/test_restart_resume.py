@@ -55,7 +55,7 @@ def test_killed_engine_resumes_from_checkpoint(tmp_path: Path) -> None:
     second = start_engine(data, port)
     try:
         client = client_for(port)
-        done = wait_for_job(client, job.id, timeout=300)
+        done = wait_for_job(client, job.id)
         assert done.status == "succeeded", done.error
         messages = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=100).data]
         resumed = [m for m in messages if m.startswith("Engine restarted; job re-queued from step")]

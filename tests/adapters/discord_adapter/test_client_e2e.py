@@ -13,6 +13,7 @@ from storage import repo
 from storage.models import Job, Outbox
 from tests.adapters.discord_adapter.conftest import DiscordEnv
 from tests.adapters.slack_adapter.conftest import wait_for
+from tests.conftest import STALL_SECONDS
 from tests.fakes.discord_api import ADMIN, ADMIN_ROLE, BOB, BOT_TOKEN, CHANNEL_ID, GUILD_ID, member
 
 
@@ -25,10 +26,19 @@ async def test_login_identifies_and_syncs_commands(discord_env: DiscordEnv) -> N
     assert fake.identify is not None and fake.identify["token"] == BOT_TOKEN
     synced = await wait_for(lambda: fake.commands.get("global"))
     names = {c["name"] for c in synced}
-    assert names == {"validate", "finetune", "status", "cancel", "ask-model", "models", "help"}
+    import bot.commands  # noqa: F401
+    from bot.router import REGISTRY
+
+    assert names == set(REGISTRY) | {"tuneup"}
     validate = next(c for c in synced if c["name"] == "validate")
-    assert [o["name"] for o in validate["options"]] == ["file", "model"]
-    assert validate["options"][0]["type"] == 11 and validate["options"][0]["required"]
+    assert [o["name"] for o in validate["options"]] == [
+        "file",
+        "model",
+        "dataset",
+        "fixed",
+        "apply",
+    ]
+    assert validate["options"][0]["type"] == 11  # an attachment, optional: dataset= works too
     assert next(o for o in validate["options"] if o["name"] == "model")["autocomplete"]
 
 
@@ -56,7 +66,7 @@ async def test_validate_attachment_gives_report_embed_and_files(
     problems = next(e for e in report[0].embeds if e.get("title") == "Problems")
     assert "line 25" in problems["description"] and "line 26" in problems["description"]
     fields = {f["name"]: f["value"] for e in report[0].embeds for f in e.get("fields", [])}
-    assert fields["Examples"] == "25" and fields["Cost"] == "free"
+    assert fields["Examples"] == "25" and fields["Cost"] == "free on the local engine"
     assert "reviews.report.json" in report[0].files
     assert json.loads(report[0].files["reviews.report.json"])["issues"]
     labels = {b["label"]: b["custom_id"] for b in report[0].buttons()}
@@ -211,9 +221,14 @@ async def test_finetune_button_thread_progress_summary(
     started = await wait_for(lambda: fake.find("Started job 1"))
     thread_id = await wait_for(lambda: next(iter(fake.threads), None))
     assert thread_id == started[0].id and fake.threads[thread_id] == str(CHANNEL_ID)
+
+    def stored_thread() -> str | None:  # written after Discord made the thread: wait for it
+        with env.core.ctx.session() as s:
+            return s.get(Job, 1).thread
+
+    assert await wait_for(stored_thread) == thread_id
     with env.core.ctx.session() as s:
-        job = s.get(Job, 1)
-        assert job.thread == thread_id and job.workspace == str(GUILD_ID)
+        assert s.get(Job, 1).workspace == str(GUILD_ID)
 
     # a non-owner cannot cancel; an admin (role) is asked to confirm
     job_opt = [{"name": "job", "type": 3, "value": "1"}]
@@ -227,7 +242,7 @@ async def test_finetune_button_thread_progress_summary(
     assert asked[0].buttons()[0]["custom_id"] == "tuneup:run:/cancel 1 confirm=yes"
 
     # progress: one message in the job's thread, edited in place; summary with the chart
-    assert await env.core.poll_until_idle(300, interval=0.5)
+    assert await env.core.poll_until_idle(STALL_SECONDS, interval=0.5)
     in_thread = fake.in_channel(thread_id)
     progress = [m for m in in_thread if m.edits]
     assert len(progress) == 1 and any("12/12" in e["content"] for e in progress[0].edits)

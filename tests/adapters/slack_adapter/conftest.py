@@ -127,7 +127,8 @@ def signed_headers(body: str, content_type: str, ts: int | None = None) -> dict[
     }
 
 
-async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+async def wait_for(predicate: Callable[[], Any], timeout: float = 120.0) -> Any:
+    """Wait for a state; the limit is generous because a busy machine is slow, not broken."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

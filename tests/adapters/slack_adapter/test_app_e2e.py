@@ -14,6 +14,7 @@ from bot.types import Reply
 from storage import repo
 from storage.models import Job, Outbox
 from tests.adapters.slack_adapter.conftest import FORM, SlackEnv, buttons_of, wait_for
+from tests.conftest import STALL_SECONDS
 from tests.fakes.slack_api import BOT_TOKEN
 
 
@@ -249,7 +250,7 @@ async def test_upload_validate_button_train_progress_summary(
     assert buttons_of(asked[0]["blocks"])[0]["value"] == "/cancel 1 confirm=yes"
 
     # 4. progress: one message in the job's thread, edited in place; then summary + chart
-    assert await env.core.poll_until_idle(300, interval=0.5)
+    assert await env.core.poll_until_idle(STALL_SECONDS, interval=0.5)
     thread = fake.in_channel("C1", thread=announce[0].ts)
     progress = [m for m in thread if " · " in m.text and "job 1" in m.text and m.edits]
     assert len(progress) == 1
