@@ -7,6 +7,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -30,6 +31,9 @@ class Context:
     _asking: set[str] = field(default_factory=set)
     # Recent command times per user, for the per-person rate limit.
     _recent: dict[str, deque[float]] = field(default_factory=dict)
+    # Work that outlives a command (eval runs), and the notifier that delivers what it says.
+    background: set[Any] = field(default_factory=set)
+    notifier: Any = None
 
     def session(self) -> Session:
         return Session(self.db, expire_on_commit=False)

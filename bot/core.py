@@ -10,6 +10,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.context import Context
 from bot.engine_launcher import EngineProcess
+from bot.evaluation.after_job import after_job_eval
+from bot.evaluation.service import close_interrupted
 from bot.lifecycle import reconcile_pending
 from bot.notifier import Notifier
 from bot.poller import Poller
@@ -20,7 +22,7 @@ from bot.types import ChatAdapter, Command, MessageRef, Reply
 from bot.validation.tokens import prime_offline_cache
 from storage import repo
 from storage.db import open_database
-from storage.models import Job
+from storage.models import EvalRun, Job
 
 log = logging.getLogger("tuneup")
 
@@ -34,12 +36,14 @@ class BotCore:
         self.providers = Providers(settings)
         self.ctx = Context(settings, self.db, self.providers)
         self.notifier = Notifier(self.db)
+        self.ctx.notifier = self.notifier
         self.poller = Poller(
             self.db,
             self.providers,
             self.notifier,
             progress_interval=settings.progress_min_interval_seconds,
         )
+        self.poller.on_succeeded = self.evaluate_finished_job
         self.engine = EngineProcess(settings)
         self.scheduler: AsyncIOScheduler | None = None
 
@@ -50,7 +54,16 @@ class BotCore:
         return await dispatch(self.ctx, cmd)
 
     async def reply_posted(self, adapter: ChatAdapter, reply: Reply, ref: MessageRef) -> None:
-        """After a job announcement is posted, open the job's thread under it and remember it."""
+        """After a job announcement is posted, open the job's thread under it and remember it;
+        an eval's first message becomes its progress message."""
+        if reply.eval_id is not None:
+            with self.ctx.session() as session:
+                run = session.get(EvalRun, reply.eval_id)
+                if run is not None and not run.progress_ref:
+                    run.progress_ref = ref.model_dump()
+                    session.add(run)
+                    session.commit()
+            return
         if reply.job_id is None:
             return
         with self.ctx.session() as session:
@@ -67,6 +80,13 @@ class BotCore:
                 session.add(job)
                 session.commit()
 
+    def evaluate_finished_job(self, job_id: int) -> None:
+        """Tuned vs base on the job's validation set, posted in its thread (bounded, so quick)."""
+        try:
+            after_job_eval(self.ctx, job_id)
+        except Exception:
+            log.exception("could not start the comparison after job %s", job_id)
+
     def claim_event(self, key: str) -> bool:
         """Whether to handle a platform event now (not handled, and nobody alive handling it)."""
         return repo.claim_event(self.db, key)
@@ -78,6 +98,7 @@ class BotCore:
         """Start the local engine when needed, then the poll and delivery schedule."""
         if start_engine:
             await self.engine.ensure_running()
+        close_interrupted(self.ctx)  # eval runs a dead process left running
         # Jobs whose create was in flight when the last run died: adopt them or close them.
         try:
             await reconcile_pending(self.db, self.providers, force=True)
@@ -129,6 +150,9 @@ class BotCore:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
+        for task in list(self.ctx.background):
+            task.cancel()
+        await asyncio.gather(*self.ctx.background, return_exceptions=True)
         await self.providers.close()
         self.engine.stop()
         self.db.dispose()

@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from bot.types import ChatAdapter, MessageRef, PlatformError, Reply, Target, TwoStepAdapter
 from storage import repo
-from storage.models import Job, Outbox, utcnow
+from storage.models import EvalRun, Job, Outbox, utcnow
 
 log = logging.getLogger("tuneup.notifier")
 MAX_ATTEMPTS = 12
@@ -20,7 +20,7 @@ MAX_PER_RUN = 500
 POSTING_GRACE_SECONDS = 60.0
 
 
-def _commit(session: Session, row: Outbox | Job) -> None:
+def _commit(session: Session, row: Outbox | Job | EvalRun) -> None:
     session.add(row)
     session.commit()
 
@@ -56,7 +56,9 @@ class Notifier:
             platform=row.platform, workspace=row.workspace, channel=row.channel, thread=row.thread
         )
         try:
-            if row.kind == "progress" and row.job_id is not None:
+            if row.kind == "progress" and row.eval_id is not None:
+                await self._eval_progress(session, adapter, row, target, reply)
+            elif row.kind == "progress" and row.job_id is not None:
                 await self._progress(session, adapter, row, target, reply)
             else:
                 await self._post(session, adapter, row, target, reply)
@@ -123,6 +125,19 @@ class Notifier:
         ref = await adapter.post(target, reply.model_copy(update={"marker": marker}))
         job.progress_ref = ref.model_dump()
         _commit(session, job)
+
+    async def _eval_progress(
+        self, session: Session, adapter: ChatAdapter, row: Outbox, target: Target, reply: Reply
+    ) -> None:
+        """An eval run's one progress message: the message that started it, edited in place."""
+        run = session.get(EvalRun, row.eval_id)
+        if run is not None and run.progress_ref:
+            await adapter.edit(MessageRef(**run.progress_ref), reply)
+            return
+        ref = await adapter.post(target, reply)
+        if run is not None:
+            run.progress_ref = ref.model_dump()
+            _commit(session, run)
 
     def _failed(
         self, session: Session, row: Outbox, error: str, retry_after: float | None, permanent: bool

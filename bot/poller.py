@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,7 @@ from bot.lifecycle import reconcile_pending
 from bot.notifier import Notifier
 from bot.providers import Providers
 from bot.render import job_label, progress_reply, summary_reply
-from bot.types import Reply
+from bot.types import Reply, dm_channel
 from storage import repo
 from storage.db import poll_leadership
 from storage.models import Job, Outbox, utcnow
@@ -66,6 +67,9 @@ class Poller:
         self.progress_interval = progress_interval
         self.concurrency = concurrency
         self._lock = asyncio.Lock()
+        # Called with the id of each job that just succeeded, after its state is committed.
+        self.on_succeeded: Callable[[int], None] | None = None
+        self._succeeded: list[int] = []
 
     async def cycle(self, deliver: bool = True) -> CycleStats:
         async with self._lock:
@@ -103,6 +107,10 @@ class Poller:
                 if job is not None and self._apply(session, job, fetched):
                     stats.changed += 1
             session.commit()
+        succeeded, self._succeeded = self._succeeded, []
+        for job_id in succeeded:
+            if self.on_succeeded is not None:
+                self.on_succeeded(job_id)
         return stats
 
     async def _fetch(
@@ -176,6 +184,8 @@ class Poller:
             final["method"] = method
         if job.status in TERMINAL:
             job.finished_at = utcnow()
+            if job.status == "succeeded" and old_status != "succeeded" and job.id is not None:
+                self._succeeded.append(job.id)
             job.fine_tuned_model = remote.fine_tuned_model
             job.trained_tokens = remote.trained_tokens
             if remote.error and (remote.error.message or remote.error.code):
@@ -197,14 +207,20 @@ class Poller:
         return True
 
     def _row(
-        self, job: Job, key: str, reply: Reply, kind: str = "post", thread: str | None = "job"
+        self,
+        job: Job,
+        key: str,
+        reply: Reply,
+        kind: str = "post",
+        thread: str | None = "job",
+        channel: str | None = None,
     ) -> Outbox:
         return Outbox(
             key=key,
             job_id=job.id,
             platform=job.platform,
             workspace=job.workspace,
-            channel=job.channel,
+            channel=channel or job.channel,
             thread=job.thread if thread == "job" else thread,
             kind=kind,
             payload=reply.model_dump_json().encode(),
@@ -220,6 +236,14 @@ class Poller:
         points = [p for p in job.metrics.get("points", []) if p[1] is not None]
         chart = loss_chart(points, f"{job_label(job)} · {job.base_model}") if points else None
         repo.enqueue(session, self._row(job, f"job:{job.id}:summary", summary_reply(job, chart)))
+        if job.notify == "dm":
+            summary = summary_reply(job, chart).model_copy(update={"thread": None})
+            repo.enqueue(
+                session,
+                self._row(
+                    job, f"job:{job.id}:dm", summary, thread=None, channel=dm_channel(job.owner)
+                ),
+            )
         if job.thread:
             line = Reply(
                 text=f"{'✅' if job.status == 'succeeded' else '•'} {job_label(job)} {job.status}",

@@ -37,6 +37,14 @@ class Command:
     options: dict[str, str] = field(default_factory=dict)
 
 
+DM_PREFIX = "@"
+
+
+def dm_channel(user: str) -> str:
+    """A Target channel that means "this user's direct messages"; adapters open the DM."""
+    return f"{DM_PREFIX}{user}"
+
+
 class Target(BaseModel):
     platform: str
     workspace: str
@@ -90,6 +98,8 @@ class Reply(BaseModel):
     mention: str | None = None
     # The job this reply announces: once posted, the job's progress thread opens under it.
     job_id: int | None = None
+    # The eval run this reply starts: once posted, it is the run's progress message, edited.
+    eval_id: int | None = None
     # Set by the outbox: an id the platform stores with the message (never shown), so a retry
     # after a crash can find a message that was posted but not recorded.
     marker: str | None = None

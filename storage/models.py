@@ -54,6 +54,8 @@ class Job(SQLModel, table=True):
     # How the model expects to be asked: {"kind": "chat"} or
     # {"kind": "completion", "separator": "...", "stop": "..."} from its training file.
     prompt_format: dict | None = Field(default=None, sa_column=Column(JSON))
+    # "dm": the result is also sent to the owner directly
+    notify: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
@@ -92,6 +94,8 @@ class Outbox(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(unique=True)
     job_id: int | None = Field(default=None, foreign_key="jobs.id", index=True)
+    # A progress row of an eval run edits that run's one progress message.
+    eval_id: int | None = None
     platform: str
     workspace: str
     channel: str
@@ -137,3 +141,31 @@ class Policy(SQLModel, table=True):
     pause_message: str | None = None
     updated_by: str | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class EvalRun(SQLModel, table=True):
+    """One /eval (or the comparison after a job): who, where, on what, and every score."""
+
+    __tablename__ = "eval_runs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str
+    workspace: str
+    channel: str
+    thread: str | None = None
+    owner: str
+    kind: str = "eval"  # "eval" | "after_job" | "migration"
+    dataset_id: int | None = None
+    job_id: int | None = None
+    models: list = Field(default_factory=list, sa_column=Column(JSON))
+    judge: str | None = None
+    task_type: str | None = None
+    n_rows: int = 0
+    status: str = "running"  # running | succeeded | failed
+    # {"<model>": {"accuracy": ..., ...}, "_classification": {...}}
+    metrics: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    rows_path: str | None = None
+    error: str | None = None
+    progress_ref: dict | None = Field(default=None, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None

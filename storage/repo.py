@@ -89,6 +89,23 @@ def jobs_for(
     return list(session.exec(query.order_by(col(Job.id).desc()).limit(limit)))
 
 
+def job_history(
+    session: Session,
+    scope: Scope,
+    *,
+    owner: str | None = None,
+    status: str | None = None,
+    offset: int = 0,
+    limit: int = 10,
+) -> list[Job]:
+    query = select(Job).where(visible(Job, scope))
+    if owner:
+        query = query.where(Job.owner == owner)
+    if status:
+        query = query.where(Job.status == status)
+    return list(session.exec(query.order_by(col(Job.id).desc()).offset(offset).limit(limit)))
+
+
 def newest_model_in_channel(
     session: Session, platform: str, workspace: str, channel: str
 ) -> Job | None:
@@ -183,6 +200,18 @@ def supersede_progress(session: Session, job_id: int) -> None:
     rows = session.exec(
         select(Outbox).where(
             Outbox.job_id == job_id, Outbox.kind == "progress", col(Outbox.delivered_at).is_(None)
+        )
+    )
+    for row in rows:
+        row.superseded = True
+        row.delivered_at = utcnow()
+        session.add(row)
+
+
+def supersede_eval_progress(session: Session, eval_id: int | None) -> None:
+    rows = session.exec(
+        select(Outbox).where(
+            Outbox.eval_id == eval_id, Outbox.kind == "progress", col(Outbox.delivered_at).is_(None)
         )
     )
     for row in rows:

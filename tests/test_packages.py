@@ -22,6 +22,8 @@ def test_engine_does_not_import_the_bot() -> None:
 
 def test_dependency_rule_adapters_then_bot_then_storage() -> None:
     forbidden = {
+        # adapters reach the database only through the core (bot), never storage directly
+        "adapters": ("from storage", "import storage"),
         "bot": ("from adapters", "import adapters"),
         "storage": ("from bot", "from adapters"),
     }

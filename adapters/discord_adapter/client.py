@@ -30,6 +30,10 @@ EPHEMERAL = {
     "models": True,
     "help": True,
     "budget": True,
+    "jobs": True,
+    "checkpoints": True,
+    "delete": True,
+    "eval": False,
 }
 CONFIRM_TEXTS_KEPT = 1000
 # What the bot needs in a channel; the README's invite URL carries this integer.
@@ -304,6 +308,7 @@ def register_commands(bot: TuneupDiscord) -> None:
         beta="DPO beta (preference data only)",
         suffix="a name for the tuned model",
         validation="a dataset to score the model on",
+        notify="also send me the result directly",
     )
     @app_commands.autocomplete(
         dataset=bot.dataset_choices, model=bot.model_choices, validation=bot.dataset_choices
@@ -319,8 +324,10 @@ def register_commands(bot: TuneupDiscord) -> None:
         beta: app_commands.Range[float, 0.001, 10.0] | None = None,
         suffix: str | None = None,
         validation: str | None = None,
+        notify: bool = False,
     ) -> None:
         text = quoted(
+            notify="dm" if notify else None,
             dataset=dataset,
             model=model,
             epochs=epochs,
@@ -386,6 +393,65 @@ def register_commands(bot: TuneupDiscord) -> None:
         )
         note = shlex.quote(message) if message else ""
         await bot.run(interaction, "budget", " ".join(p for p in (action, caps, note) if p))
+
+    @tree.command(name="jobs", description="Job history: finished, failed and cancelled too")
+    @app_commands.describe(user="only this person's jobs", status="only jobs in this state")
+    @app_commands.choices(
+        status=[
+            app_commands.Choice(name=s, value=s)
+            for s in ("running", "queued", "succeeded", "failed", "cancelled")
+        ]
+    )
+    async def jobs(
+        interaction: discord.Interaction,
+        user: discord.User | None = None,
+        status: str | None = None,
+        page: app_commands.Range[int, 1, 9999] = 1,
+    ) -> None:
+        text = quoted(
+            user=user.id if user else None, status=status, page=page if page > 1 else None
+        )
+        await bot.run(interaction, "jobs", text)
+
+    @tree.command(name="checkpoints", description="A job's checkpoints, each askable")
+    @app_commands.autocomplete(job=bot.job_choices)
+    async def checkpoints(interaction: discord.Interaction, job: str) -> None:
+        await bot.run(interaction, "checkpoints", shlex.quote(job))
+
+    @tree.command(name="delete", description="Delete a tuned model or a dataset (owner or admin)")
+    @app_commands.autocomplete(model=bot.model_choices, dataset=bot.dataset_choices)
+    async def delete(
+        interaction: discord.Interaction, model: str | None = None, dataset: str | None = None
+    ) -> None:
+        await bot.run(interaction, "delete", quoted(model=model, dataset=dataset))
+
+    @tree.command(name="eval", description="Score models on held-out examples, side by side")
+    @app_commands.describe(
+        action="run (default), list or show",
+        run="the eval to show",
+        dataset="the examples (default: the tuned model's validation set)",
+        file="or a file of examples",
+        models="comma-separated (default: the newest tuned model and its base)",
+        n="how many rows",
+        judge="a model that grades open-ended answers",
+    )
+    @app_commands.choices(
+        action=[app_commands.Choice(name=a, value=a) for a in ("run", "list", "show")]
+    )
+    @app_commands.autocomplete(dataset=bot.dataset_choices, judge=bot.model_choices)
+    async def eval_(
+        interaction: discord.Interaction,
+        action: str = "run",
+        run: int | None = None,
+        dataset: str | None = None,
+        file: discord.Attachment | None = None,
+        models: str | None = None,
+        n: app_commands.Range[int, 1, 2000] | None = None,
+        judge: str | None = None,
+    ) -> None:
+        words = "" if action == "run" else f"{action} {run or ''}".strip()
+        text = f"{words} {quoted(dataset=dataset, models=models, n=n, judge=judge)}".strip()
+        await bot.run(interaction, "eval", text, [file] if file else None)
 
     @tree.command(name="tuneup", description="Any tuneup command as text, e.g. `status 3`")
     @app_commands.describe(command="a command and its options, e.g. `finetune dataset=2 epochs=3`")

@@ -8,7 +8,7 @@ import aiohttp
 import discord
 
 from adapters.discord_adapter.render import to_parts
-from bot.types import MessageRef, PlatformError, Reply, Target
+from bot.types import DM_PREFIX, MessageRef, PlatformError, Reply, Target
 
 log = logging.getLogger("tuneup.discord")
 
@@ -39,7 +39,15 @@ class DiscordSender:
         return self.client.get_partial_messageable(int(channel_id), guild_id=guild_id)
 
     async def post(self, target: Target, reply: Reply) -> MessageRef:
-        channel = self._channel(target.thread or target.channel, target.workspace)
+        channel: discord.abc.Messageable
+        if target.channel.startswith(DM_PREFIX):  # the owner's DMs (notify=dm)
+            try:
+                user = discord.Object(int(target.channel[len(DM_PREFIX) :]))
+                channel = await self.client.create_dm(user)  # type: ignore[arg-type]
+            except ERRORS as exc:
+                raise platform_error(exc) from None
+        else:
+            channel = self._channel(target.thread or target.channel, target.workspace)
         try:
             message = await channel.send(**to_parts(reply).message_kwargs())
         except ERRORS as exc:

@@ -11,7 +11,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack_adapter.blocks import to_blocks
-from bot.types import FileOut, MessageRef, PlatformError, Reply, Target
+from bot.types import DM_PREFIX, FileOut, MessageRef, PlatformError, Reply, Target
 
 MARKER_EVENT = "tuneup_notification"
 
@@ -47,7 +47,18 @@ class SlackSender:
             retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
         )
 
+    async def _open_dm(self, target: Target) -> Target:
+        """`@U123` means the user's DM with the app: conversations.open gives its channel."""
+        if not target.channel.startswith(DM_PREFIX):
+            return target
+        try:
+            resp = await self.client.conversations_open(users=target.channel[len(DM_PREFIX) :])
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            raise platform_error(exc) from None
+        return target.model_copy(update={"channel": resp["channel"]["id"], "thread": None})
+
     async def post(self, target: Target, reply: Reply) -> MessageRef:
+        target = await self._open_dm(target)
         text, blocks, overflow = to_blocks(reply)
         extra: dict[str, Any] = {}
         if reply.marker:
@@ -78,7 +89,7 @@ class SlackSender:
         self, ref: MessageRef, target: Target, files: list[FileOut], *, retry: bool
     ) -> None:
         """Upload a posted message's files into its thread; a retry skips those already there."""
-        thread = target.thread or ref.id
+        thread = (None if target.channel.startswith(DM_PREFIX) else target.thread) or ref.id
         if retry:
             present = await self._names_in_thread(ref.channel, thread)
             files = [f for f in files if f.name not in present]
@@ -105,6 +116,7 @@ class SlackSender:
 
     async def find_posted(self, target: Target, marker: str) -> MessageRef | None:
         """The bot's message carrying `marker`, if an earlier attempt posted it."""
+        target = await self._open_dm(target)
         for message in await self._thread_messages(target.channel, target.thread):
             payload = (message.get("metadata") or {}).get("event_payload") or {}
             if payload.get("marker") == marker:

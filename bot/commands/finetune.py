@@ -111,11 +111,12 @@ def _check_allowed(ctx: Context, cmd: Command) -> None:
 @command(
     "finetune",
     "/finetune [file] [dataset=ID] [model=NAME] [epochs=N] [batch=N] [lr=X] [beta=X] "
-    "[suffix=NAME] [validation=ID]",
+    "[suffix=NAME] [validation=ID] [notify=dm]",
     "Start a fine-tune on the last validated file in this channel (or the one you attach).",
     "Shows the estimated trained tokens and cost first, and asks before anything that is not "
     "certainly free (a model whose price is unknown is asked about too). Budgets set with "
-    "`/budget` are checked first. Progress and the result summary are posted here.",
+    "`/budget` are checked first. Progress and the result summary are posted here; "
+    "`notify=dm` also sends you the result directly.",
     options=(
         "dataset",
         "model",
@@ -125,6 +126,7 @@ def _check_allowed(ctx: Context, cmd: Command) -> None:
         "beta",
         "suffix",
         "validation",
+        "notify",
         "confirm",
     ),
     max_args=1,
@@ -132,6 +134,8 @@ def _check_allowed(ctx: Context, cmd: Command) -> None:
 async def finetune_command(ctx: Context, cmd: Command) -> Reply:
     opts = cmd.options
     _check_allowed(ctx, cmd)
+    if opts.get("notify", "channel") not in ("dm", "channel"):
+        raise UserError("usage: notify is `dm` (also message me the result) or `channel`")
     model = opts.get("model", ctx.settings.default_model)
     provider, remote_model = ctx.providers.for_model(model)
     hyper = _hyperparameters(opts)
@@ -258,6 +262,7 @@ async def _start(
             estimated_tokens=cost.tokens,
             estimated_cost=cost.dollars,
             prompt_format=prompt_format(dataset),
+            notify=cmd.options.get("notify"),
         ),
     )
     if not fresh:

@@ -164,3 +164,43 @@ async def test_arguments_are_checked_before_any_call(
     reply = await dispatch(ctx, cmd(text))
     assert expected in reply.text, reply.text
     assert "provider" not in reply.text and "Error" not in reply.text
+
+
+def _status_error(cls, status: int, message: str, code: str | None = None):  # type: ignore[no-untyped-def]
+    import httpx
+
+    request = httpx.Request("POST", "http://127.0.0.1:8700/v1/fine_tuning/jobs")
+    body = {
+        "error": {
+            "message": message,
+            "type": "invalid_request_error",
+            "param": "model",
+            "code": code,
+        }
+    }
+    return cls(message, response=httpx.Response(status, request=request, json=body), body=body)
+
+
+def test_errors_name_the_provider_and_what_to_do() -> None:
+    import openai
+
+    from bot.providers import explain_error
+
+    typo = _status_error(
+        openai.BadRequestError,
+        400,
+        "Model 'smollm2-135m-instrukt' is not available for fine-tuning on this engine. "
+        "Available: smollm2-135m-instruct",
+        "model_not_available",
+    )
+    text = explain_error(typo, "the local engine")
+    assert text.startswith("the local engine doesn't know that model") and "Available:" in text
+    assert "organization" not in text
+    wind_down = _status_error(
+        openai.PermissionDeniedError,
+        403,
+        "Your organization can no longer create fine-tuning jobs.",
+    )
+    text = explain_error(wind_down, "OpenAI")
+    assert "2027-01-06" in text and "2027-01-14" in text and "/migrate" in text
+    assert "local engine" in text

@@ -36,6 +36,9 @@ def now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+DM_BASE = 7_000_000  # DM channel ids are DM_BASE + the user's id, so tests can find them
+
+
 def user(uid: int, name: str, bot: bool = False) -> dict[str, Any]:
     return {
         "id": str(uid),
@@ -93,6 +96,7 @@ class DiscordFake:
     def __init__(self) -> None:
         self.base = ""
         self.requests: list[tuple[str, str, Any]] = []
+        self.dms: dict[str, str] = {}  # user id -> DM channel id opened by the bot
         self.messages: dict[str, Posted] = {}
         self.callbacks: list[dict[str, Any]] = []
         self.commands: dict[str, list[dict[str, Any]]] = {}  # scope → synced commands
@@ -406,6 +410,19 @@ class DiscordFake:
             return jr(body, status=status, headers=headers)
         if (m, path) == ("GET", "/users/@me"):
             return jr(user(BOT_ID, "tuneup", True))
+        if (m, path) == ("POST", "/users/@me/channels"):
+            # Create DM (discord.com/developers/docs/resources/user#create-dm): a type-1 channel
+            recipient = int(payload.get("recipient_id") or 0)
+            if not recipient:
+                return self._bad("create DM without recipient_id")
+            dm = {
+                "id": str(DM_BASE + recipient),
+                "type": 1,
+                "last_message_id": None,
+                "recipients": [user(recipient, f"user{recipient}")],
+            }
+            self.dms[str(recipient)] = dm["id"]
+            return jr(dm)
         if (m, path) == ("GET", "/oauth2/applications/@me"):
             return jr(
                 {

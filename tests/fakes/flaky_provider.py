@@ -18,6 +18,7 @@ class FlakyProvider:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/").removesuffix("/v1")
         self.creates = 0
+        self.seen: list[tuple[str, str, bytes]] = []  # (method, path, body) of every request
         self.lose_create_answers = 0
         self.url = ""
         self._runner: web.AppRunner | None = None
@@ -26,6 +27,7 @@ class FlakyProvider:
     async def forward(self, request: web.Request) -> web.StreamResponse:
         assert self._session is not None
         body = await request.read()
+        self.seen.append((request.method, request.path, body))
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host",)}
         url = self.upstream + request.path_qs
         async with self._session.request(request.method, url, data=body, headers=headers) as up:

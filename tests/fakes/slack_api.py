@@ -273,6 +273,15 @@ class SlackApiFake:
             "response_metadata": {"next_cursor": ""},
         }
 
+    def m_conversations_open(self, p: dict[str, Any]) -> dict[str, Any]:
+        """A DM with one user (api.slack.com/methods/conversations.open)."""
+        users = str(p.get("users", ""))
+        if not users or users not in self.users:
+            return {"ok": False, "error": "user_not_found"}
+        channel = f"D{users}"
+        self.channels.add(channel)
+        return {"ok": True, "channel": {"id": channel}}
+
     def m_files_info(self, p: dict[str, Any]) -> dict[str, Any]:
         file_id = p.get("file", "")
         if file_id not in self.files:

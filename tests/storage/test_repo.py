@@ -73,4 +73,4 @@ def test_migrations_are_repeatable(db, tmp_path) -> None:  # type: ignore[no-unt
     url = str(db.url.render_as_string(hide_password=False))
     open_database(url).dispose()  # upgrading an up-to-date schema is a no-op
     with db.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"

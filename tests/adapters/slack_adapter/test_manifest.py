@@ -117,3 +117,10 @@ def _discord_tree(register) -> dict[str, set[str]]:  # type: ignore[no-untyped-d
 
     register(Holder())
     return {c.name: {p.name for p in c.parameters} for c in tree.get_commands()}
+
+
+def test_manifest_is_rendered_from_the_router() -> None:
+    from adapters.slack_adapter.manifest import render
+
+    text = Path(MANIFEST).read_text()
+    assert render(text) == text, "run `python -m adapters.slack_adapter.manifest`"

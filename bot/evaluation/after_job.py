@@ -1,0 +1,47 @@
+"""After a job succeeds with a validation set: tuned vs base on it, in the job's thread."""
+
+from __future__ import annotations
+
+from bot.context import Context, UserError
+from bot.evaluation import service
+from bot.types import Command
+from storage import repo
+from storage.models import EvalRun, Job
+
+AFTER_JOB_ROWS = 50  # keeps it quick: a sample of the validation set
+
+
+def after_job_eval(ctx: Context, job_id: int) -> EvalRun | None:
+    from bot.commands.evaluate import _plan, validation_dataset
+
+    with ctx.session() as session:
+        job = session.get(Job, job_id)
+    if job is None or not job.fine_tuned_model or not job.validation_file_id:
+        return None
+    owner = Command(job.platform, job.workspace, job.channel, job.owner, "eval")
+    dataset = validation_dataset(ctx, owner, job)
+    if dataset is None or not ctx.providers.for_model(job.base_model)[0].is_local:
+        return None  # no held-out set here, or scoring would cost money: /eval asks first
+    try:
+        plan = _plan(dataset, [job.fine_tuned_model, job.base_model], AFTER_JOB_ROWS, None)
+    except UserError:
+        return None
+    plan.title = f"{dataset.filename} (tuned vs base, after job {job.id})"
+    with ctx.session() as session:
+        run = EvalRun(
+            platform=job.platform,
+            workspace=job.workspace,
+            channel=job.channel,
+            thread=job.thread,
+            owner=job.owner,
+            kind="after_job",
+            dataset_id=dataset.id,
+            job_id=job.id,
+            models=plan.models,
+            task_type=plan.task,
+            n_rows=len(plan.examples),
+        )
+        repo.add(session, run)
+        session.commit()
+    service.spawn(ctx, run, plan)
+    return run
