@@ -244,7 +244,7 @@ class TuneupDiscord(discord.Client):
             except PlatformError as exc:
                 log.warning("could not post a report: %s", exc)
 
-    # ----- autocomplete from storage -----
+    # ----- autocomplete (through the core, under its visibility rule) -----
 
     async def job_choices(
         self, interaction: discord.Interaction, current: str
