@@ -52,12 +52,7 @@ async def ingest(
     ctx: Context, cmd: Command, attachment: Attachment, model: str
 ) -> tuple[Dataset, Report]:
     data = await fetch_capped(ctx, attachment)
-    sha = hashlib.sha256(data).hexdigest()
-    suffix = Path(attachment.name).suffix.lower()[:8]
-    path = datasets_dir(ctx) / f"{sha}{suffix}"
-    if not path.exists():
-        path.write_bytes(data)
-    return await register(ctx, cmd, path, attachment.name, model)
+    return await register_bytes(ctx, cmd, attachment.name, data, model)
 
 
 async def reapply(
@@ -133,14 +128,27 @@ def _row(cmd: Command, path: Path, filename: str, report: Report, fixed: Path | 
 
 def _add_split(ctx: Context, session: Any, cmd: Command, parent: Dataset, report: Report) -> None:
     """prepare_data's stratified split, kept as two datasets (train, valid) of the parent."""
+    assert report.fixed_train is not None and report.fixed_valid is not None
+    add_halves(ctx, session, cmd, parent, report.fixed_train, report.fixed_valid)
+
+
+def add_halves(
+    ctx: Context, session: Any, cmd: Command, parent: Dataset, train: bytes, valid: bytes
+) -> tuple[Dataset, Dataset]:
+    """Two child datasets of `parent` that share its report's format, task and endings."""
     stem = Path(parent.filename).stem
-    halves = {}
-    for half, data in (("train", report.fixed_train), ("valid", report.fixed_valid)):
+    halves: dict[str, Dataset] = {}
+    for half, data in (("train", train), ("valid", valid)):
         stored = _store_bytes(ctx, data)
-        assert stored is not None and data is not None
+        assert stored is not None
+        name = f"{stem}_prepared_{half}.jsonl"
+        inherited = {
+            k: (parent.report or {}).get(k)
+            for k in ("data_format", "task_type", "estimate", "stats")
+        }
         row = Dataset(
             sha256=stored.name.split(".")[0],
-            filename=f"{stem}_prepared_{half}.jsonl",
+            filename=name,
             size=len(data),
             platform=cmd.platform,
             workspace=cmd.workspace,
@@ -149,19 +157,25 @@ def _add_split(ctx: Context, session: Any, cmd: Command, parent: Dataset, report
             path=str(stored),
             ok=parent.ok,
             n_examples=data.count(b"\n"),
-            report={
-                "filename": f"{stem}_prepared_{half}.jsonl",
-                "split_of": parent.id,
-                "data_format": report.data_format,
-                "estimate": report.estimate,
-                "issues": [],
-            },
+            report={"filename": name, "split_of": parent.id, "issues": [], **inherited},
             parent_id=parent.id,
         )
         repo.add(session, row)
-        halves[half] = row.id
-    parent.split = halves
+        halves[half] = row
+    parent.split = {half: row.id for half, row in halves.items()}
     session.add(parent)
+    return halves["train"], halves["valid"]
+
+
+async def register_bytes(
+    ctx: Context, cmd: Command, filename: str, data: bytes, model: str
+) -> tuple[Dataset, Report]:
+    """Store bytes tuneup made or fetched (a provider's training file, distilled answers)."""
+    sha = hashlib.sha256(data).hexdigest()
+    path = datasets_dir(ctx) / f"{sha}{Path(filename).suffix.lower()[:8] or '.jsonl'}"
+    if not path.exists():
+        path.write_bytes(data)
+    return await register(ctx, cmd, path, filename, model)
 
 
 def report_files(dataset: Dataset, report: Report) -> list[FileOut]:

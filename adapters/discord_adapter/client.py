@@ -34,6 +34,7 @@ EPHEMERAL = {
     "checkpoints": True,
     "delete": True,
     "eval": False,
+    "migrate": False,
 }
 CONFIRM_TEXTS_KEPT = 1000
 # What the bot needs in a channel; the README's invite URL carries this integer.
@@ -452,6 +453,27 @@ def register_commands(bot: TuneupDiscord) -> None:
         words = "" if action == "run" else f"{action} {run or ''}".strip()
         text = f"{words} {quoted(dataset=dataset, models=models, n=n, judge=judge)}".strip()
         await bot.run(interaction, "eval", text, [file] if file else None)
+
+    @tree.command(
+        name="migrate", description="Expiring fine-tunes, and moving one to a model you own"
+    )
+    @app_commands.describe(
+        model="the fine-tune to move (leave empty to list them)",
+        to="the model to train instead (default: the local engine's base model)",
+        dataset="training data, when the provider won't hand its file over",
+        distill="train on the old model's own answers to the dataset's prompts",
+    )
+    @app_commands.autocomplete(dataset=bot.dataset_choices)
+    async def migrate(
+        interaction: discord.Interaction,
+        model: str | None = None,
+        to: str | None = None,
+        dataset: str | None = None,
+        distill: bool = False,
+    ) -> None:
+        options = quoted(to=to, dataset=dataset, distill="yes" if distill else None)
+        text = f"{shlex.quote(model)} {options}" if model else options
+        await bot.run(interaction, "migrate", text.strip())
 
     @tree.command(name="tuneup", description="Any tuneup command as text, e.g. `status 3`")
     @app_commands.describe(command="a command and its options, e.g. `finetune dataset=2 epochs=3`")

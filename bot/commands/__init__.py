@@ -9,6 +9,7 @@ from bot.commands import (  # noqa: F401
     finetune,
     help,
     history,
+    migrate,
     models,
     status,
     validate,

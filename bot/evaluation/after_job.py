@@ -20,13 +20,21 @@ def after_job_eval(ctx: Context, job_id: int) -> EvalRun | None:
         return None
     owner = Command(job.platform, job.workspace, job.channel, job.owner, "eval")
     dataset = validation_dataset(ctx, owner, job)
-    if dataset is None or not ctx.providers.for_model(job.base_model)[0].is_local:
-        return None  # no held-out set here, or scoring would cost money: /eval asks first
+    replaced = (job.metrics or {}).get("migrated_from")
+    if dataset is None:
+        return None
+    if replaced is None and not ctx.providers.for_model(job.base_model)[0].is_local:
+        return None  # scoring would cost money: /eval asks first (a /migrate asked already)
+    compared = replaced or job.base_model
     try:
-        plan = _plan(dataset, [job.fine_tuned_model, job.base_model], AFTER_JOB_ROWS, None)
+        plan = _plan(dataset, [job.fine_tuned_model, compared], AFTER_JOB_ROWS, None)
     except UserError:
         return None
-    plan.title = f"{dataset.filename} (tuned vs base, after job {job.id})"
+    plan.title = (
+        f"{dataset.filename} (parity: new vs `{replaced}`)"
+        if replaced
+        else f"{dataset.filename} (tuned vs base, after job {job.id})"
+    )
     with ctx.session() as session:
         run = EvalRun(
             platform=job.platform,
@@ -34,7 +42,7 @@ def after_job_eval(ctx: Context, job_id: int) -> EvalRun | None:
             channel=job.channel,
             thread=job.thread,
             owner=job.owner,
-            kind="after_job",
+            kind="migration" if replaced else "after_job",
             dataset_id=dataset.id,
             job_id=job.id,
             models=plan.models,

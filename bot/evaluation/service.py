@@ -202,6 +202,8 @@ def result_reply(run: EvalRun, plan: Plan, results: list[runner.ModelResult], ro
         for r in results
     ]
     sections = [Section(fields=fields)]
+    if run.kind == "migration" and len(results) == 2:
+        sections.append(parity_section(results[0], results[1]))
     if len(results) >= 2 and names:
         best = max(results, key=lambda r: r.metrics[names[0]])
         sections.append(Section(text=f"Best on {names[0]}: `{best.model}`."))
@@ -229,6 +231,20 @@ def result_reply(run: EvalRun, plan: Plan, results: list[runner.ModelResult], ro
         sections=sections,
         files=files,
         thread=run.thread,
+    )
+
+
+def parity_section(new: runner.ModelResult, old: runner.ModelResult) -> Section:
+    """How often the replacement answers as the model it replaces does."""
+    from bot.evaluation import scoring
+
+    pairs = list(zip(new.answers, old.answers, strict=True))
+    same = sum(scoring.normalise(a.text) == scoring.normalise(b.text) for a, b in pairs)
+    share = same / max(1, len(pairs))
+    return Section(
+        title="Parity",
+        text=f"`{new.model}` agrees with `{old.model}` on {same} of {len(pairs)} rows ({share:.0%}); "
+        f"the {len(pairs) - same} rows where they differ are in the attachment.",
     )
 
 
