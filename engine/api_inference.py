@@ -15,6 +15,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.basemodels import UnknownBaseModel, base_model_names
+from engine.batching import Batcher, Pending
 from engine.data import CHAT_ROLES
 from engine.errors import APIError
 from engine.generation import Generated, encode_prompt, generate
@@ -131,8 +132,18 @@ def _sse(chunks: Iterator[dict[str, Any]]) -> Iterator[str]:
     yield "data: [DONE]\n\n"
 
 
+def _batchable(kw: dict[str, Any]) -> bool:
+    return (
+        not kw.get("temperature")
+        and not kw.get("want_logprobs")
+        and not kw.get("top_logprobs")
+        and not kw.get("min_new_tokens")
+    )
+
+
 def build_router(settings: EngineSettings, store: Store, pool: ModelPool) -> APIRouter:
     router = APIRouter()
+    batcher = Batcher(pool.run_lock, settings.max_generation_seconds)
 
     def model_obj(model_id: str) -> dict[str, Any]:
         if model_id in base_model_names(settings):
@@ -216,10 +227,20 @@ def build_router(settings: EngineSettings, store: Store, pool: ModelPool) -> API
     async def run_generation(
         request: Request, model_id: str, prompt: Any, **kw: Any
     ) -> tuple[Any, Generated]:
-        """Generate in a worker thread; stop when the client goes away or time runs out."""
+        """Generate in a worker thread; stop when the client goes away or time runs out.
+
+        Plain greedy requests go through the batcher, so concurrent ones share a forward pass.
+        """
         model, tokenizer = await asyncio.to_thread(load, model_id)
         ids = encode_capped(tokenizer, prompt)
         gone = threading.Event()
+        if _batchable(kw):
+            pending = Pending(ids, kw["max_new_tokens"], kw.get("stop") or [], gone)
+            watcher = asyncio.create_task(_watch_disconnect(request, gone))
+            try:
+                return tokenizer, await batcher.generate(model_id, lambda: load(model_id), pending)
+            finally:
+                watcher.cancel()
 
         def work() -> Generated:
             with pool.run_lock:

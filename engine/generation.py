@@ -27,6 +27,17 @@ def encode_prompt(tokenizer: Any, prompt: str | list[dict[str, str]]) -> list[in
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+def decode_row(new: list[int], eos: int | None) -> tuple[list[int], str]:
+    """Generated ids up to end-of-text, and why generation finished."""
+    if eos is not None and eos in new:
+        return new[: new.index(eos)], "stop"
+    return new, "length"
+
+
+def apply_stop(text: str, stop: list[str]) -> tuple[str, bool]:
+    return _apply_stop(text, stop)
+
+
 def _apply_stop(text: str, stop: list[str]) -> tuple[str, bool]:
     cut = [text.index(s) for s in stop if s and s in text]
     return (text[: min(cut)], True) if cut else (text, False)

@@ -21,7 +21,18 @@ from bot.evaluation import scoring
 from bot.providers import explain_error
 
 PER_PROVIDER = 4  # requests in flight per provider
+LOCAL_IN_FLIGHT = 16  # the local engine batches concurrent requests into one forward pass
 CLASS_TOKENS, OPEN_TOKENS = 16, 128
+
+
+def answer_tokens(task: str, references: list[str]) -> int:
+    """Enough tokens for the longest label (a class name is a few tokens), or a paragraph."""
+    if task != "classification":
+        return OPEN_TOKENS
+    longest = max((len(r) for r in references), default=8)
+    return max(4, min(CLASS_TOKENS, longest // 2 + 3))
+
+
 JUDGE_PROMPT = (
     "You grade an answer against a reference answer.\n"
     "Question or input:\n{input}\n\nReference answer:\n{reference}\n\nAnswer to grade:\n{answer}\n\n"
@@ -125,7 +136,8 @@ async def answer_all(
     stop: str | None,
     progress: Callable[[int], Awaitable[None]],
 ) -> list[Answer]:
-    gate = asyncio.Semaphore(PER_PROVIDER)
+    provider, _ = ctx.providers.for_model(model)
+    gate = asyncio.Semaphore(LOCAL_IN_FLIGHT if provider.is_local else PER_PROVIDER)
     done = 0
 
     async def one(example: Example) -> Answer:

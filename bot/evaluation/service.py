@@ -100,7 +100,7 @@ class Progress:
 async def execute(ctx: Context, run: EvalRun, plan: Plan) -> list[runner.ModelResult]:
     results = []
     progress = Progress(ctx, run, len(plan.examples) * len(plan.models))
-    tokens = runner.CLASS_TOKENS if plan.task == "classification" else runner.OPEN_TOKENS
+    tokens = runner.answer_tokens(plan.task, [e.reference for e in plan.examples])
     for i, model in enumerate(plan.models):
         offset = i * len(plan.examples)
 
