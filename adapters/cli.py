@@ -36,6 +36,51 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"tuneup {version('tuneup')}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="print the version"
+    ),
+) -> None:
+    """tuneup: fine-tune language models from chat."""
+
+
+def configure_logs(settings: Settings) -> None:
+    from bot.observability import configure_logging
+    from bot.settings import secret_values
+
+    configure_logging(settings.log_level, settings.log_format, secret_values(settings))
+
+
+@app.command()
+def doctor() -> None:
+    """Check the configuration: settings, data folder, database, engine, providers, Slack, Discord."""
+    from adapters.doctor import run_checks
+
+    checks = asyncio.run(run_checks())
+    for check in checks:
+        typer.echo(check.line())
+    raise typer.Exit(0 if all(c.ok for c in checks) else 1)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date (also done at every start)."""
+    from bot.observability import migrate_database
+
+    settings = load_settings()
+    migrate_database(settings.db_url)
+    typer.echo(f"database migrated: {settings.db_url.split('@')[-1]}")
+
+
 @app.command()
 def console() -> None:
     """Chat with tuneup in the terminal (local engine and SQLite by default)."""
@@ -137,9 +182,10 @@ def validate(
 def _run_platform(
     main: Callable[[Settings], Awaitable[None]], setup_error: type[Exception]
 ) -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    settings = load_settings()
+    configure_logs(settings)
     try:
-        asyncio.run(main(load_settings()))
+        asyncio.run(main(settings))
     except setup_error as exc:
         typer.echo(f"⚠️ {exc}", err=True)
         raise typer.Exit(2) from None

@@ -14,8 +14,9 @@ from bot.evaluation.after_job import after_job_eval
 from bot.evaluation.service import close_interrupted
 from bot.lifecycle import reconcile_pending
 from bot.notifier import Notifier
+from bot.observability import database_status, watch_database
 from bot.poller import Poller
-from bot.providers import Providers
+from bot.providers import Providers, explain_error
 from bot.router import dispatch
 from bot.settings import Settings
 from bot.types import ChatAdapter, Command, MessageRef, Reply
@@ -33,6 +34,7 @@ class BotCore:
         prime_offline_cache(settings.data_dir)
         self.settings = settings
         self.db = open_database(settings.db_url)
+        watch_database(self.db)
         self.providers = Providers(settings)
         self.ctx = Context(settings, self.db, self.providers)
         self.notifier = Notifier(self.db)
@@ -86,6 +88,21 @@ class BotCore:
             after_job_eval(self.ctx, job_id)
         except Exception:
             log.exception("could not start the comparison after job %s", job_id)
+
+    def database_ready(self) -> str:
+        return database_status(self.settings.db_url)
+
+    async def providers_ready(self) -> dict[str, str]:
+        """Each provider's verdict from a cheap authenticated call ("ok" or the plain reason)."""
+        verdicts = {}
+        for name in self.providers.names():
+            provider = self.providers.get(name)
+            try:
+                await provider.client.with_options(max_retries=0, timeout=5).models.list()
+                verdicts[name] = "ok"
+            except Exception as exc:
+                verdicts[name] = explain_error(exc, provider.label)
+        return verdicts
 
     def claim_event(self, key: str) -> bool:
         """Whether to handle a platform event now (not handled, and nobody alive handling it)."""

@@ -9,6 +9,7 @@ import time
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from bot.observability import DELIVERED, DELIVERY_FAILURES
 from bot.types import ChatAdapter, MessageRef, PlatformError, Reply, Target, TwoStepAdapter
 from storage import repo
 from storage.models import EvalRun, Job, Outbox, utcnow
@@ -69,6 +70,7 @@ class Notifier:
             return self._failed(session, row, f"{type(exc).__name__}: {exc}", None, False)
         row.delivered_at = utcnow()
         session.add(row)
+        DELIVERED.labels(row.platform).inc()
         return True
 
     async def _post(
@@ -142,6 +144,8 @@ class Notifier:
     def _failed(
         self, session: Session, row: Outbox, error: str, retry_after: float | None, permanent: bool
     ) -> bool:
+        reason = "rate_limit" if retry_after is not None else "permanent" if permanent else "error"
+        DELIVERY_FAILURES.labels(row.platform, reason).inc()
         delay = retry_after if retry_after is not None else min(300.0, 2.0 ** min(row.attempts, 8))
         repo.retry_later(row, error, delay)
         if permanent or row.attempts >= MAX_ATTEMPTS:

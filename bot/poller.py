@@ -20,6 +20,7 @@ from sqlmodel import Session
 from bot.charts import loss_chart
 from bot.lifecycle import reconcile_pending
 from bot.notifier import Notifier
+from bot.observability import POLL_REQUESTS, POLL_SECONDS
 from bot.providers import Providers
 from bot.render import job_label, progress_reply, summary_reply
 from bot.types import Reply, dm_channel
@@ -72,14 +73,21 @@ class Poller:
         self._succeeded: list[int] = []
 
     async def cycle(self, deliver: bool = True) -> CycleStats:
+        started = time.perf_counter()
+        stats = await self._locked_cycle()
+        if not stats.skipped:
+            POLL_SECONDS.observe(time.perf_counter() - started)
+            POLL_REQUESTS.inc(stats.requests)
+        if deliver:
+            await self.notifier.deliver_pending()
+        return stats
+
+    async def _locked_cycle(self) -> CycleStats:
         async with self._lock:
             with poll_leadership(self.db) as leader:
                 if leader:
                     await reconcile_pending(self.db, self.providers)
-                stats = await self._poll() if leader else CycleStats(skipped=True)
-        if deliver:
-            await self.notifier.deliver_pending()
-        return stats
+                return await self._poll() if leader else CycleStats(skipped=True)
 
     async def _poll(self) -> CycleStats:
         with Session(self.db, expire_on_commit=False) as session:

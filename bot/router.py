@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import openai
 
 from bot.context import Context, UserError
+from bot.observability import COMMANDS, timed
 from bot.providers import ProviderNotConfigured, explain_error
 from bot.types import Command, Reply
 
@@ -111,6 +112,13 @@ async def dispatch(ctx: Context, cmd: Command) -> Reply:
             text=f"⚠️ That's a lot of commands in a minute. Try again in {wait:.0f} s.",
             ephemeral=True,
         )
+    with timed(spec.name):
+        reply = await _run(ctx, spec, cmd)
+    COMMANDS.labels(spec.name, "refused" if reply.text.startswith("⚠️") else "ok").inc()
+    return reply
+
+
+async def _run(ctx: Context, spec: CommandSpec, cmd: Command) -> Reply:
     try:
         cmd.args, cmd.options = parse_text(cmd.text)
         if cmd.args[:1] == ["help"] and cmd.name != "help":

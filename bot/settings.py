@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     # Added to (and overriding) the built-in table, never replacing it.
     prices: dict[str, float] = Field(default_factory=dict)
 
+    # Logs: TUNEUP_LOG_FORMAT=json for one JSON object per line; TUNEUP_LOG_LEVEL=INFO...
+    log_level: str = "INFO"
+    log_format: str = "text"
+    # /healthz, /readyz and /metrics of `tuneup slack` and `tuneup discord` (0: off).
+    health_host: str = "127.0.0.1"
+    health_port: int = 0
     poll_interval_seconds: float = 5.0
     progress_min_interval_seconds: float = 5.0
     # Admins by platform user id (any workspace) or "platform:workspace:user".
@@ -200,3 +206,14 @@ class Settings(BaseSettings):
         if self.engine_api_key:
             env["TUNEUP_ENGINE_API_KEY"] = self.engine_api_key.get_secret_value()
         return env
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every secret the settings hold, for the log filter that keeps them out of logs."""
+    values = [
+        getattr(settings, name).get_secret_value()
+        for name in type(settings).model_fields
+        if isinstance(getattr(settings, name), SecretStr)
+    ]
+    values += [p.api_key.get_secret_value() for p in settings.providers.values()]
+    return values

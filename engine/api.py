@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine import api_inference, api_jobs
@@ -20,11 +21,14 @@ from engine.errors import (
 )
 from engine.guard import RequestGuard
 from engine.inference import ModelPool
+from engine.observability import metrics_text, queue_depth
 from engine.settings import EngineSettings
 from engine.store import Store
 
 
-def create_app(settings: EngineSettings, store: Store) -> FastAPI:
+def create_app(
+    settings: EngineSettings, store: Store, trainer_alive: Callable[[], bool] = lambda: True
+) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         api_jobs.resume_validations(app, store)
@@ -52,8 +56,24 @@ def create_app(settings: EngineSettings, store: Store) -> FastAPI:
     )
 
     @app.get("/health")
+    @app.get("/healthz")
     async def health() -> dict:
         # Unauthenticated, so it says nothing about models or jobs.
         return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def ready() -> JSONResponse:
+        """Ready when the trainer process lives; the queue length says how busy it is."""
+        alive = trainer_alive()
+        body = {
+            "ready": alive,
+            "trainer": "alive" if alive else "dead",
+            "queued": queue_depth(store),
+        }
+        return JSONResponse(body, status_code=200 if alive else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(metrics_text(store), media_type="text/plain; version=0.0.4")
 
     return app

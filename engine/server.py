@@ -34,7 +34,10 @@ def serve(settings: EngineSettings) -> None:
         )
     try:
         uvicorn.run(
-            create_app(settings, store), host=settings.host, port=settings.port, log_level="warning"
+            create_app(settings, store, worker.is_alive),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
         )
     finally:
         worker.terminate()

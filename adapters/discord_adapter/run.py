@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
 
 from adapters.discord_adapter.client import TuneupDiscord
+from adapters.health import serve_health
 from bot.core import BotCore
 from bot.settings import Settings
 
@@ -30,8 +34,20 @@ async def run_discord(settings: Settings) -> None:
         upload_channels=settings.discord_upload_channels,
     )
     await core.start()
+    health = await serve_health(
+        core,
+        lambda: client.is_ready() and not client.is_closed(),
+        settings.health_host,
+        settings.health_port,
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # stop taking commands, close the gateway
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, lambda: loop.create_task(client.close()))
     try:
         async with client:
             await client.start(settings.discord_token.get_secret_value())
     finally:
+        if health is not None:
+            await health.cleanup()
         await core.stop()

@@ -9,6 +9,7 @@ import signal
 
 from aiohttp import web
 
+from adapters.health import serve_health
 from adapters.slack_adapter.app import SlackBot
 from bot.core import BotCore
 from bot.settings import Settings
@@ -77,6 +78,10 @@ async def run_slack(settings: Settings) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     await core.start()
+    connected = {"up": not socket_mode}  # HTTP mode is up while it listens
+    health = await serve_health(
+        core, lambda: connected["up"], settings.health_host, settings.health_port
+    )
     try:
         if socket_mode:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -84,6 +89,7 @@ async def run_slack(settings: Settings) -> None:
             assert settings.slack_app_token is not None
             handler = AsyncSocketModeHandler(bot.app, settings.slack_app_token.get_secret_value())
             await handler.connect_async()
+            connected["up"] = True
             log.warning("tuneup is connected to Slack (Socket Mode)")
             await stop.wait()
             await handler.close_async()
@@ -98,5 +104,8 @@ async def run_slack(settings: Settings) -> None:
             await stop.wait()
             await runner.cleanup()
     finally:
+        connected["up"] = False
+        if health is not None:
+            await health.cleanup()
         await bot.drain()
         await core.stop()

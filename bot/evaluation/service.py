@@ -22,6 +22,7 @@ from sqlmodel import Session, select
 from bot.charts import confusion_chart, metrics_chart
 from bot.context import Context
 from bot.evaluation import runner
+from bot.observability import EVAL_RUNS
 from bot.types import FileOut, Reply, Section
 from storage import repo
 from storage.models import EvalRun, Outbox, utcnow
@@ -154,6 +155,7 @@ async def run_and_report(ctx: Context, run: EvalRun, plan: Plan) -> None:
 
 
 def _finish(ctx: Context, run: EvalRun, status: str, **changes: Any) -> None:
+    EVAL_RUNS.labels(status).inc()
     with ctx.session() as session:
         row = session.get(EvalRun, run.id)
         assert row is not None

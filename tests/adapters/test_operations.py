@@ -1,0 +1,179 @@
+"""Operations: health and readiness that tell the truth, metrics that move, JSON logs without
+secrets, `tuneup doctor`, and a SIGTERM that ends a bot process cleanly."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from typer.testing import CliRunner
+
+from adapters.cli import app
+from adapters.health import health_app
+from bot.core import BotCore
+from bot.observability import JsonFormatter, Redact
+from bot.settings import Settings
+from bot.types import Command
+from tests.conftest import ROOT, free_port
+from tests.fakes.slack_api import SlackApiFake
+
+
+def core_for(tmp_path: Path, engine_url: str = "http://127.0.0.1:9/v1") -> BotCore:
+    return BotCore(Settings(data_dir=tmp_path, engine_url=engine_url, engine_autostart=False))
+
+
+async def test_readyz_tells_the_truth_and_metrics_move(tmp_path: Path) -> None:
+    core = core_for(tmp_path)
+    state = {"connected": True}
+    async with TestClient(TestServer(health_app(core, lambda: state["connected"]))) as client:
+        assert (await client.get("/healthz")).status == 200
+        ready = await client.get("/readyz")
+        body = await ready.json()
+        assert ready.status == 503 and body["checks"]["database"] == "ok"
+        assert "Can't reach the local engine" in body["checks"]["provider local"]  # it's down
+        state["connected"] = False
+        assert (await (await client.get("/readyz")).json())["checks"]["platform"] == "not connected"
+
+        before = await (await client.get("/metrics")).text()
+        await core.handle(Command("console", "local", "c", "u", "help"))
+        await core.poller.cycle()
+        after = await (await client.get("/metrics")).text()
+        (tmp_path / "tuneup.sqlite3").unlink()  # the database goes away under the process
+        assert (await (await client.get("/readyz")).json())["checks"]["database"] != "ok"
+        assert (await client.get("/metrics")).status == 200
+    for name in (
+        "tuneup_commands_total",
+        "tuneup_command_seconds",
+        "tuneup_poll_cycle_seconds",
+        "tuneup_outbox_backlog",
+        "tuneup_outbox_oldest_undelivered_seconds",
+        "tuneup_jobs",
+    ):
+        assert name in after, name
+    assert _value(after, 'tuneup_commands_total{command="help",outcome="ok"}') == (
+        _value(before, 'tuneup_commands_total{command="help",outcome="ok"}') + 1
+    )
+    await core.stop()
+
+
+def _value(text: str, series: str) -> float:
+    line = next((x for x in text.splitlines() if x.startswith(series)), None)
+    return float(line.split()[-1]) if line else 0.0
+
+
+def test_engine_readyz_fails_when_the_trainer_dies(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient as EngineClient
+
+    from engine.api import create_app
+    from engine.settings import EngineSettings
+    from engine.store import Store
+
+    settings = EngineSettings(data_dir=tmp_path)
+    settings.ensure_dirs()
+    alive = {"yes": True}
+    with EngineClient(
+        create_app(settings, Store(settings.db_path), lambda: alive["yes"])
+    ) as client:
+        assert client.get("/readyz").json() == {"ready": True, "trainer": "alive", "queued": 0}
+        alive["yes"] = False
+        assert client.get("/readyz").status_code == 503
+        assert "tuneup_engine_queue_depth 0.0" in client.get("/metrics").text
+
+
+def test_json_logs_carry_ids_and_never_secrets() -> None:
+    record = logging.LogRecord(
+        "tuneup.poller",
+        logging.INFO,
+        __file__,
+        1,
+        "job %s polled with xoxb-very-secret-token",
+        ("ftjob-1",),
+        None,
+    )
+    record.job_id, record.platform, record.workspace = 7, "slack", "T1"
+    assert Redact(["xoxb-very-secret-token"]).filter(record)
+    line = json.loads(JsonFormatter().format(record))
+    assert line["job_id"] == 7 and line["platform"] == "slack" and line["level"] == "info"
+    assert "xoxb" not in json.dumps(line) and "[secret]" in line["message"]
+
+
+def _doctor(env: dict[str, str]) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["doctor"], env=env)
+    return result.exit_code, result.output
+
+
+def test_doctor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    base = {"TUNEUP_DATA_DIR": str(tmp_path / "data")}
+    code, out = _doctor(base)  # the embedded default
+    assert code == 0 and "✅ database reachable and migrated" in out, out
+    code, out = _doctor({**base, "TUNEUP_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"})
+    assert code == 1 and "❌ database" in out and "TUNEUP_DATABASE_URL" in out
+    code, out = _doctor({**base, "TUNEUP_ENGINE_URL": "http://127.0.0.1:9/v1"})
+    assert code == 1 and "❌ engine at http://127.0.0.1:9/v1 does not answer" in out
+
+
+async def test_doctor_finds_a_bad_slack_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adapters.doctor import slack_checks
+
+    fake = await SlackApiFake().start()
+    try:
+        settings = Settings(
+            data_dir=tmp_path, slack_bot_token="xoxb-wrong", slack_api_url=fake.base + "api/"
+        )
+        checks = await slack_checks(settings)
+        assert not checks[0].ok and "invalid_auth" in checks[0].what
+    finally:
+        await fake.stop()
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("tuneup ")
+
+
+def test_sigterm_stops_a_bot_process_cleanly(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "TUNEUP_DATA_DIR": str(tmp_path),
+        "TUNEUP_ENGINE_URL": "http://127.0.0.1:9/v1",
+        "TUNEUP_ENGINE_AUTOSTART": "false",
+        "TUNEUP_SLACK_BOT_TOKEN": "xoxb-x",
+        "TUNEUP_SLACK_SIGNING_SECRET": "s" * 32,
+        "TUNEUP_SLACK_PORT": str(free_port()),
+        "TUNEUP_HEALTH_PORT": str(free_port()),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "adapters.cli", "slack"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    import httpx
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if (
+                httpx.get(f"http://127.0.0.1:{env['TUNEUP_HEALTH_PORT']}/healthz").status_code
+                == 200
+            ):
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out
