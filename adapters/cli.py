@@ -72,6 +72,31 @@ def doctor() -> None:
 
 
 @app.command()
+def export(
+    model: str = typer.Argument(..., help="a fine-tuned model of the local engine"),
+    format: str = typer.Option("adapter", "--format", help="adapter (PEFT LoRA) or merged"),
+    out: Path = typer.Option(..., "--out", help="the folder to write it to"),
+) -> None:
+    """Export a tuned model: its PEFT adapter (for vLLM/SGLang) or merged safetensors."""
+    import tempfile
+
+    from bot.exports import FORMATS, ExportError, download, unpack
+
+    if format not in FORMATS:
+        typer.echo(f"--format is one of {', '.join(FORMATS)}", err=True)
+        raise typer.Exit(2)
+    settings = load_settings()
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            archive = asyncio.run(download(settings, model, format, Path(tmp) / "export.zip"))
+        except ExportError as exc:
+            typer.echo(f"⚠️ {exc}", err=True)
+            raise typer.Exit(1) from None
+        names = unpack(archive, out)
+    typer.echo(f"wrote {len(names)} files to {out}: {', '.join(sorted(names)[:6])}")
+
+
+@app.command()
 def migrate() -> None:
     """Bring the database schema up to date (also done at every start)."""
     from bot.observability import migrate_database

@@ -8,16 +8,19 @@ import secrets
 import shutil
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.background import BackgroundTask
 
 from engine.basemodels import UnknownBaseModel, base_model_names
 from engine.batching import Batcher, Pending
 from engine.data import CHAT_ROLES
 from engine.errors import APIError
+from engine.export import FORMATS, export_adapter, export_merged, new_workdir
 from engine.generation import Generated, encode_prompt, generate
 from engine.inference import ModelNotFound, ModelPool
 from engine.settings import EngineSettings
@@ -177,6 +180,40 @@ def build_router(settings: EngineSettings, store: Store, pool: ModelPool) -> API
     async def list_models() -> dict:
         data = [model_obj(name) for name in base_model_names(settings)] + store.list_models()
         return {"object": "list", "data": data}
+
+    @router.get("/models/{model_id:path}/export")
+    async def export_model(model_id: str, format: str = "adapter") -> FileResponse:
+        """A tuned model as a ZIP: its PEFT adapter, or merged into its base (tuneup's extension)."""
+        if format not in FORMATS:
+            raise APIError(400, f"format must be one of {', '.join(FORMATS)}", param="format")
+        try:
+            _, adapter = pool.resolve(model_id)
+        except ModelNotFound:
+            raise APIError(
+                404, f"The model '{model_id}' does not exist", param="model", code="model_not_found"
+            ) from None
+        if adapter is None:
+            raise APIError(
+                400, "Base models are not exported; export a fine-tuned model", param="model"
+            )
+        work = new_workdir(settings.data_dir / "tmp")
+        if format == "adapter":
+            path = await asyncio.to_thread(export_adapter, adapter, work)
+        else:
+            model, tokenizer = await asyncio.to_thread(load, model_id)
+
+            def merged() -> Path:
+                with pool.run_lock:
+                    return export_merged(model, tokenizer, work)
+
+            path = await asyncio.to_thread(merged)
+        name = f"{model_id.replace(':', '_')}-{format}.zip"
+        return FileResponse(
+            path,
+            media_type="application/zip",
+            filename=name,
+            background=BackgroundTask(shutil.rmtree, work, ignore_errors=True),
+        )
 
     @router.get("/models/{model_id:path}")
     async def retrieve_model(model_id: str) -> dict:

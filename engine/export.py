@@ -26,7 +26,9 @@ def zip_dir(source: Path, target: Path) -> Path:
 
 
 def export_adapter(adapter_dir: Path, work: Path) -> Path:
-    wanted = [p for p in adapter_dir.iterdir() if p.name.startswith("adapter_") or p.suffix == ".json"]
+    wanted = [
+        p for p in adapter_dir.iterdir() if p.name.startswith("adapter_") or p.suffix == ".json"
+    ]
     staging = work / "adapter"
     staging.mkdir()
     for path in wanted:

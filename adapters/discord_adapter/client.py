@@ -35,6 +35,7 @@ EPHEMERAL = {
     "delete": True,
     "eval": False,
     "migrate": False,
+    "export": False,
 }
 CONFIRM_TEXTS_KEPT = 1000
 # What the bot needs in a channel; the README's invite URL carries this integer.
@@ -474,6 +475,14 @@ def register_commands(bot: TuneupDiscord) -> None:
         options = quoted(to=to, dataset=dataset, distill="yes" if distill else None)
         text = f"{shlex.quote(model)} {options}" if model else options
         await bot.run(interaction, "migrate", text.strip())
+
+    @tree.command(name="export", description="A tuned model's adapter or merged weights")
+    @app_commands.autocomplete(model=bot.model_choices)
+    @app_commands.choices(
+        format=[app_commands.Choice(name=f, value=f) for f in ("adapter", "merged")]
+    )
+    async def export(interaction: discord.Interaction, model: str, format: str = "adapter") -> None:
+        await bot.run(interaction, "export", f"{shlex.quote(model)} {quoted(format=format)}")
 
     @tree.command(name="tuneup", description="Any tuneup command as text, e.g. `status 3`")
     @app_commands.describe(command="a command and its options, e.g. `finetune dataset=2 epochs=3`")

@@ -6,6 +6,7 @@ from bot.commands import (  # noqa: F401
     cancel,
     delete,
     evaluate,
+    export,
     finetune,
     help,
     history,

@@ -72,6 +72,9 @@ async def test_history_checkpoints_dm_completion_format_and_delete(
         assert not any(p == "/v1/chat/completions" for _, p, _ in proxy.seen)
 
         model = answer.sections[0].title.strip("`")
+        exported = await run(core, adapter, f"/export {model}")
+        assert f"tuneup export {model} --format adapter" in exported.text, exported.text
+        assert exported.files or "too big for chat" in exported.text
         ask = await run(core, adapter, f"/delete model={model}")
         assert ask.buttons and ask.buttons[0].command.endswith("confirm=yes")
         done = await run(core, adapter, ask.buttons[0].command)
