@@ -76,7 +76,7 @@ def running(session: Session, cmd: Command) -> int:
         .where(
             Job.platform == cmd.platform,
             Job.workspace == cmd.workspace,
-            col(Job.status).in_(repo.ACTIVE),
+            col(Job.status).not_in(repo.TERMINAL),
         )
     )
     return session.exec(query).one()

@@ -12,7 +12,7 @@ from bot.context import Context
 from bot.engine_launcher import EngineProcess
 from bot.evaluation.after_job import after_job_eval
 from bot.evaluation.service import close_interrupted
-from bot.lifecycle import reconcile_pending
+from bot.lifecycle import attach_thread, reconcile_pending
 from bot.notifier import Notifier
 from bot.observability import database_status, watch_database
 from bot.poller import Poller
@@ -73,14 +73,8 @@ class BotCore:
             if job is None or job.thread:
                 return
         thread = await adapter.open_thread(ref, f"tuneup job {reply.job_id}")
-        if thread is None:
-            return
-        with self.ctx.session() as session:
-            job = session.get(Job, reply.job_id)
-            if job is not None and not job.thread:
-                job.thread = thread
-                session.add(job)
-                session.commit()
+        if thread is not None:
+            attach_thread(self.db, reply.job_id, thread)
 
     def evaluate_finished_job(self, job_id: int) -> None:
         """Tuned vs base on the job's validation set, posted in its thread (bounded, so quick)."""

@@ -1,4 +1,5 @@
-"""Starting a paid job exactly once: record the intent, create once, adopt after a crash.
+"""Job state changes: starting a paid job exactly once (record the intent, create once, adopt
+after a crash), attaching its thread; `bot/job_state.py` applies the provider's view of it.
 
 A `/finetune` first commits a 'pending' job row carrying a fresh idempotency key and the
 create request. The create is sent once (the SDK's blind retries are off), with the key as
@@ -73,6 +74,17 @@ def adopt(db: Engine, job_id: int, remote: Any) -> Job | None:
         )
         session.commit()
         return session.get(Job, job_id)
+
+
+def attach_thread(db: Engine, job_id: int, thread: str) -> None:
+    """The job's thread opened under its announcement: progress and the summary go there."""
+    with Session(db) as session:
+        session.execute(
+            update(Job)
+            .where(col(Job.id) == job_id, col(Job.thread).is_(None))
+            .values(thread=thread, updated_at=utcnow())
+        )
+        session.commit()
 
 
 def discard(db: Engine, job_id: int) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.charts import loss_chart
+from bot.job_state import apply_remote
 from bot.lifecycle import reconcile_pending
 from bot.notifier import Notifier
 from bot.observability import POLL_REQUESTS, POLL_SECONDS
@@ -29,9 +30,7 @@ from storage.db import poll_leadership
 from storage.models import Job, Outbox, utcnow
 
 log = logging.getLogger("tuneup.poller")
-TERMINAL = ("succeeded", "failed", "cancelled")
 MAX_EVENT_PAGES = 20
-MAX_POINTS = 2000
 
 
 @dataclass
@@ -151,67 +150,21 @@ class Poller:
         return out
 
     def _apply(self, session: Session, job: Job, fetched: Fetched) -> bool:
-        remote, events = fetched.remote, fetched.events or []
-        metrics = dict(job.metrics or {})
-        points = list(metrics.get("points", []))
-        final = dict(metrics.get("final", {}))
-        for event in reversed(events):
-            data = event.data if isinstance(getattr(event, "data", None), dict) else None
-            if not data:
-                continue
-            if "per_class" in data:
-                final["classification"] = data
-            elif event.message.startswith("New fine-tuned model created"):
-                final.update(data)
-            elif data.get("step") is not None:
-                job.step = int(data["step"])
-                job.total_steps = data.get("total_steps") or job.total_steps
-                if data.get("train_loss") is not None:
-                    job.train_loss = float(data["train_loss"])
-                if data.get("valid_loss") is not None:
-                    job.valid_loss = float(data["valid_loss"])
-                point = [job.step, data.get("train_loss"), data.get("valid_loss")]
-                if points and points[-1][0] == job.step:  # a step reported again after a resume
-                    points[-1] = point
-                else:
-                    points.append(point)
-        if events:
-            job.last_event_id = events[0].id
-        metrics["points"] = points[-MAX_POINTS:]
-        metrics["final"] = final
-        old_status = job.status
-        job.status = remote.status
-        job.estimated_finish = getattr(remote, "estimated_finish", None)
-        changed = bool(events) or old_status != job.status
-        if not changed:
-            return False
-        if job.status == "running" and job.started_at is None:
-            job.started_at = utcnow()
-        method = getattr(getattr(remote, "method", None), "type", None)
-        if method:
-            final["method"] = method
-        if job.status in TERMINAL:
-            job.finished_at = utcnow()
-            if job.status == "succeeded" and old_status != "succeeded" and job.id is not None:
-                self._succeeded.append(job.id)
-            job.fine_tuned_model = remote.fine_tuned_model
-            job.trained_tokens = remote.trained_tokens
-            if remote.error and (remote.error.message or remote.error.code):
-                job.error = (
-                    f"{remote.error.message} ({remote.error.code})"
-                    if remote.error.code
-                    else remote.error.message
-                )
-        job.metrics = metrics
-        job.updated_at = utcnow()
-        session.add(job)
         now = time.time()
-        throttled = now - float(metrics.get("progress_at", 0)) < self.progress_interval
-        if old_status != job.status or job.status in TERMINAL or not throttled:
+        due = now - float((job.metrics or {}).get("progress_at", 0)) >= self.progress_interval
+        outcome = apply_remote(
+            job, fetched.remote, fetched.events or [], utcnow(), progress_due=due
+        )
+        if not outcome.changed:
+            return False
+        session.add(job)
+        if outcome.progress:
             self._enqueue_progress(session, job)
-            job.metrics = {**metrics, "progress_at": now}
-        if job.status in TERMINAL:
+            job.metrics = {**job.metrics, "progress_at": now}
+        if outcome.summary:
             self._enqueue_summary(session, job)
+        if outcome.succeeded and job.id is not None:
+            self._succeeded.append(job.id)
         return True
 
     def _row(

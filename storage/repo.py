@@ -11,10 +11,19 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from storage.models import Dataset, Job, Outbox, SeenEvent, utcnow
+from storage.models import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    Dataset,
+    Job,
+    Outbox,
+    SeenEvent,
+    utcnow,
+)
 
-# 'pending': recorded before the provider's create, not yet confirmed (see bot/lifecycle.py).
-ACTIVE = ("pending", "validating_files", "queued", "running")
+# Not finished: an unknown provider state counts as active, so it is shown and polled again.
+ACTIVE = tuple(sorted(ACTIVE_STATUSES))
+TERMINAL = tuple(sorted(TERMINAL_STATUSES))
 
 
 @dataclass(frozen=True)
@@ -59,12 +68,15 @@ def find_job(session: Session, scope: Scope, ref: str) -> Job | None:
 
 
 def active_jobs(session: Session) -> list[Job]:
-    return list(session.exec(select(Job).where(col(Job.status).in_(ACTIVE)).order_by(Job.id)))
+    query = select(Job).where(col(Job.status).not_in(TERMINAL))
+    return list(session.exec(query.order_by(Job.id)))
 
 
 def pollable_jobs(session: Session) -> list[Job]:
-    """Active jobs the provider has confirmed (pending rows are reconciled, not polled)."""
-    query = select(Job).where(col(Job.status).in_(ACTIVE), col(Job.provider_job_id).is_not(None))
+    """Unfinished jobs the provider has confirmed (pending rows are reconciled, not polled)."""
+    query = select(Job).where(
+        col(Job.status).not_in(TERMINAL), col(Job.provider_job_id).is_not(None)
+    )
     return list(session.exec(query.order_by(Job.id)))
 
 
@@ -79,7 +91,7 @@ def jobs_for(
 ) -> list[Job]:
     query = select(Job).where(visible(Job, scope))
     if active_only:
-        query = query.where(col(Job.status).in_(ACTIVE))
+        query = query.where(col(Job.status).not_in(TERMINAL))
     if channel and owner:
         query = query.where((Job.channel == channel) | (Job.owner == owner))
     elif channel:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import openai
 
 from bot.context import Context, UserError
+from bot.job_state import is_terminal
 from bot.render import job_label
 from bot.router import command
 from bot.types import Button, Command, Reply
@@ -27,7 +28,7 @@ async def cancel_command(ctx: Context, cmd: Command) -> Reply:
         return Reply(
             text=f"⛔ Only the owner of {job_label(job)} or an admin can cancel it.", ephemeral=True
         )
-    if job.status in ("succeeded", "failed", "cancelled"):
+    if is_terminal(job.status):
         return Reply(
             text=f"{job_label(job)} has already {job.status}; nothing to cancel.", ephemeral=True
         )

@@ -9,9 +9,10 @@ from bot.render import STATUS_ICON, job_label
 from bot.router import command
 from bot.types import Button, Command, Reply, Section
 from storage import repo
+from storage.models import JobStatus
 
 PAGE_SIZE = 10
-STATUSES = ("pending", "validating_files", "queued", "running", "succeeded", "failed", "cancelled")
+STATUSES = tuple(JobStatus)
 
 
 def _page(text: str) -> int:

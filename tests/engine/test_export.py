@@ -21,8 +21,10 @@ PROMPT = "Ticket: the invoice is wrong\nCategory:"
 
 def export(engine_url: str, model: str, fmt: str) -> zipfile.ZipFile:
     response = httpx.get(
-        f"{engine_url}/models/{model}/export", params={"format": fmt},
-        headers={"Authorization": f"Bearer {ENGINE_KEY}"}, timeout=600,
+        f"{engine_url}/models/{model}/export",
+        params={"format": fmt},
+        headers={"Authorization": f"Bearer {ENGINE_KEY}"},
+        timeout=600,
     )
     assert response.status_code == 200, response.text
     return zipfile.ZipFile(io.BytesIO(response.content))
@@ -42,11 +44,17 @@ def test_adapter_and_merged_exports(openai_client: OpenAI, engine_url: str, tmp_
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "merged")
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged", dtype=torch.float32)
     ids = tokenizer(PROMPT, return_tensors="pt", add_special_tokens=False)
-    out = merged.generate(**ids, max_new_tokens=6, do_sample=False, pad_token_id=tokenizer.eos_token_id)
-    text = tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
-    engine = openai_client.completions.create(model=model, prompt=PROMPT, max_tokens=6, temperature=0)
+    out = merged.generate(
+        **ids, max_new_tokens=6, do_sample=False, pad_token_id=tokenizer.eos_token_id
+    )
+    text = tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+    engine = openai_client.completions.create(
+        model=model, prompt=PROMPT, max_tokens=6, temperature=0
+    )
     assert text == engine.choices[0].text
 
-    base = httpx.get(f"{engine_url}/models/smollm2-135m-instruct/export",
-                     headers={"Authorization": f"Bearer {ENGINE_KEY}"})
+    base = httpx.get(
+        f"{engine_url}/models/smollm2-135m-instruct/export",
+        headers={"Authorization": f"Bearer {ENGINE_KEY}"},
+    )
     assert base.status_code == 400 and base.json()["error"]["message"]
