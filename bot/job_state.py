@@ -47,11 +47,10 @@ def apply_events(job: Job, events: list[Any]) -> None:
                 job.train_loss = float(data["train_loss"])
             if data.get("valid_loss") is not None:
                 job.valid_loss = float(data["valid_loss"])
-            point = [job.step, data.get("train_loss"), data.get("valid_loss")]
-            if points and points[-1][0] == job.step:  # a step reported again after a resume
-                points[-1] = point
-            else:
-                points.append(point)
+            # A resume rewinds to its checkpoint: the steps trained again replace the old ones.
+            while points and points[-1][0] >= job.step:
+                points.pop()
+            points.append([job.step, data.get("train_loss"), data.get("valid_loss")])
     metrics["points"] = points[-MAX_POINTS:]
     metrics["final"] = final
     job.metrics = metrics

@@ -12,6 +12,7 @@ STATUS_ICON = {
     "validating_files": "🔎",
     "queued": "⏳",
     "running": "🏋️",
+    "paused": "⏸️",
     "succeeded": "✅",
     "failed": "❌",
     "cancelled": "🛑",

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 import re
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
@@ -367,6 +368,43 @@ def build_router(settings: EngineSettings, store: Store) -> APIRouter:
             return job_or_404(job_id)
         store.add_event(job_id, "Fine-tuning job cancelled")
         return done
+
+    @router.post("/fine_tuning/jobs/{job_id}/pause")
+    async def pause_job(job_id: str) -> dict:
+        """Stop at the next step and keep the last checkpoint (OpenAI's 2025 pause)."""
+        job = job_or_404(job_id)
+        done = store.update_job(
+            job_id,
+            {"status": "paused", "estimated_finish": None},
+            only_if=("validating_files", "queued", "running"),
+        )
+        if done is None:
+            raise APIError(
+                400,
+                f"Job {job_id} is {job['status']}; only an unfinished job can be paused",
+                code="job_not_pausable",
+            )
+        store.add_event(job_id, "Fine-tuning job paused")
+        return done
+
+    @router.post("/fine_tuning/jobs/{job_id}/resume")
+    async def resume_job(job_id: str) -> dict:
+        """Continue a paused job from its last checkpoint (from the start when it has none)."""
+        job = job_or_404(job_id)
+        if job["status"] != "paused":
+            raise APIError(
+                400, f"Job {job_id} is {job['status']}, not paused", code="job_not_paused"
+            )
+        internal = store.get_internal(job_id)
+        checkpoint = internal.get("last_checkpoint")
+        internal["resume"] = (
+            checkpoint if checkpoint and Path(checkpoint["path"]).exists() else None
+        )
+        store.set_internal(job_id, internal)
+        done = store.update_job(job_id, {"status": "queued"}, only_if=("paused",))
+        where = f"from step {checkpoint['step']}" if internal["resume"] else "from the start"
+        store.add_event(job_id, f"Fine-tuning job resumed {where}")
+        return done or job_or_404(job_id)
 
     @router.get("/fine_tuning/jobs/{job_id}/events")
     async def list_events(

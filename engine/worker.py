@@ -220,7 +220,12 @@ class JobRun:
                 should_stop=self.cancelled,
             )
         except trainer.Cancelled:
-            self._discard_outputs()
+            # Only a cancel discards: a pause (or a resume already queued behind it) keeps the
+            # checkpoints the resumed run continues from.
+            if self.store.status_of(self.job_id) == "cancelled":
+                self._discard_outputs()
+            else:
+                self.event("Training stopped for the pause; the last checkpoint is kept")
             return
         final = self._final_metrics(model, tokenizer, objective, valid_rows)
         self._finish(model, tokenizer, final, total)

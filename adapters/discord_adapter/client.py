@@ -36,6 +36,8 @@ EPHEMERAL = {
     "eval": False,
     "migrate": False,
     "export": False,
+    "pause": False,
+    "resume": False,
 }
 CONFIRM_TEXTS_KEPT = 1000
 # What the bot needs in a channel; the README's invite URL carries this integer.
@@ -483,6 +485,16 @@ def register_commands(bot: TuneupDiscord) -> None:
     )
     async def export(interaction: discord.Interaction, model: str, format: str = "adapter") -> None:
         await bot.run(interaction, "export", f"{shlex.quote(model)} {quoted(format=format)}")
+
+    @tree.command(name="pause", description="Pause a job at its next step (owner or admin)")
+    @app_commands.autocomplete(job=bot.job_choices)
+    async def pause(interaction: discord.Interaction, job: str) -> None:
+        await bot.run(interaction, "pause", shlex.quote(job))
+
+    @tree.command(name="resume", description="Continue a paused job (owner or admin)")
+    @app_commands.autocomplete(job=bot.job_choices)
+    async def resume(interaction: discord.Interaction, job: str) -> None:
+        await bot.run(interaction, "resume", shlex.quote(job))
 
     @tree.command(name="tuneup", description="Any tuneup command as text, e.g. `status 3`")
     @app_commands.describe(command="a command and its options, e.g. `finetune dataset=2 epochs=3`")

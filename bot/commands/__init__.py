@@ -12,6 +12,7 @@ from bot.commands import (  # noqa: F401
     history,
     migrate,
     models,
+    pause,
     status,
     validate,
 )

@@ -12,20 +12,36 @@ NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
 def job(**kw: object) -> Job:
-    base = dict(provider="local", provider_job_id="ftjob-1", platform="slack", workspace="T1",
-                channel="C1", owner="U1", base_model="m", training_file_id="f", status="queued")
+    base = dict(
+        provider="local",
+        provider_job_id="ftjob-1",
+        platform="slack",
+        workspace="T1",
+        channel="C1",
+        owner="U1",
+        base_model="m",
+        training_file_id="f",
+        status="queued",
+    )
     return Job(**{**base, **kw})  # type: ignore[arg-type]
 
 
 def remote(status: str, **kw: object) -> SimpleNamespace:
-    fields = dict(status=status, estimated_finish=None, method=None, fine_tuned_model=None,
-                  trained_tokens=None, error=None)
+    fields = dict(
+        status=status,
+        estimated_finish=None,
+        method=None,
+        fine_tuned_model=None,
+        trained_tokens=None,
+        error=None,
+    )
     return SimpleNamespace(**{**fields, **kw})
 
 
 def step(event_id: str, n: int, loss: float) -> SimpleNamespace:
-    return SimpleNamespace(id=event_id, message=f"Step {n}",
-                           data={"step": n, "total_steps": 4, "train_loss": loss})
+    return SimpleNamespace(
+        id=event_id, message=f"Step {n}", data={"step": n, "total_steps": 4, "train_loss": loss}
+    )
 
 
 def test_nothing_new_changes_nothing() -> None:
@@ -35,18 +51,29 @@ def test_nothing_new_changes_nothing() -> None:
 
 def test_events_move_the_job_and_the_curve_without_duplicates() -> None:
     j = job()
-    out = apply_remote(j, remote("running"), [step("e2", 2, 0.5), step("e1", 1, 0.9)], NOW, progress_due=False)
+    out = apply_remote(
+        j, remote("running"), [step("e2", 2, 0.5), step("e1", 1, 0.9)], NOW, progress_due=False
+    )
     assert out.changed and out.progress and not out.summary  # the status changed: announce it
     assert (j.step, j.train_loss, j.last_event_id, j.started_at) == (2, 0.5, "e2", NOW)
     assert j.metrics["points"] == [[1, 0.9, None], [2, 0.5, None]]
     again = apply_remote(j, remote("running"), [step("e3", 2, 0.45)], NOW, progress_due=False)
     assert again.changed and not again.progress  # throttled
     assert j.metrics["points"] == [[1, 0.9, None], [2, 0.45, None]]  # step 2 again: replaced
+    rewound = [step("e6", 2, 0.4), step("e5", 1, 0.8)]  # resumed from a checkpoint at step 0
+    apply_remote(j, remote("running"), rewound, NOW, progress_due=False)
+    assert j.metrics["points"] == [[1, 0.8, None], [2, 0.4, None]]
 
 
 def test_success_finishes_and_asks_for_the_comparison_once() -> None:
     j = job(status="running")
-    out = apply_remote(j, remote("succeeded", fine_tuned_model="ft:m:x", trained_tokens=99), [], NOW, progress_due=False)
+    out = apply_remote(
+        j,
+        remote("succeeded", fine_tuned_model="ft:m:x", trained_tokens=99),
+        [],
+        NOW,
+        progress_due=False,
+    )
     assert out.summary and out.succeeded and out.progress
     assert (j.fine_tuned_model, j.trained_tokens, j.finished_at) == ("ft:m:x", 99, NOW)
     assert not apply_remote(j, remote("succeeded"), [], NOW, progress_due=True).changed
