@@ -39,6 +39,7 @@ bench: setup
 	$(PY) bench/engine_train.py
 	$(PY) bench/poller.py
 	$(PY) bench/validate.py
+	$(PY) bench/eval.py
 	$(PY) bench/slack_ack.py
 
 # The engine against OpenAI's published OpenAPI spec (list/create operations), with schemathesis.
