@@ -60,6 +60,14 @@ def configure_logs(settings: Settings) -> None:
     configure_logging(settings.log_level, settings.log_format, secret_values(settings))
 
 
+def _require_a_provider(settings: Settings) -> None:
+    from bot.engine_launcher import provider_problem
+
+    if problem := provider_problem(settings):
+        typer.echo(f"⚠️ {problem}", err=True)
+        raise typer.Exit(2)
+
+
 @app.command()
 def doctor() -> None:
     """Check the configuration: settings, data folder, database, engine, providers, Slack, Discord."""
@@ -114,6 +122,7 @@ def console() -> None:
 
     async def main() -> None:
         settings = load_settings()
+        _require_a_provider(settings)
         core = BotCore(settings)
         adapter = ConsoleAdapter(settings.data_dir / "out")
         core.register(adapter)
@@ -208,6 +217,7 @@ def _run_platform(
     main: Callable[[Settings], Awaitable[None]], setup_error: type[Exception]
 ) -> None:
     settings = load_settings()
+    _require_a_provider(settings)
     configure_logs(settings)
     try:
         asyncio.run(main(settings))

@@ -164,6 +164,7 @@ class BotCore:
         for task in list(self.ctx.background):
             task.cancel()
         await asyncio.gather(*self.ctx.background, return_exceptions=True)
+        self.notifier.release()
         await self.providers.close()
         self.engine.stop()
         self.db.dispose()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import logging
 import subprocess
 import sys
 import time
@@ -10,6 +12,24 @@ import time
 import httpx
 
 from bot.settings import Settings
+
+
+def engine_installed() -> bool:
+    """Whether this install has the local engine (the `local` extra: torch, transformers...)."""
+    return all(
+        importlib.util.find_spec(m) is not None for m in ("torch", "transformers", "fastapi")
+    )
+
+
+def provider_problem(settings: Settings) -> str | None:
+    """One line saying what to set when no provider at all is usable, else None."""
+    if settings.engine_url or settings.openai_api_key or settings.providers or engine_installed():
+        return None
+    return (
+        "No provider: the local engine is not installed and none is configured. Set "
+        "TUNEUP_ENGINE_URL (an engine elsewhere), OPENAI_API_KEY or TUNEUP_PROVIDERS, or install "
+        "the engine with pip install 'tuneup[local]'."
+    )
 
 
 def health_url(engine_url: str) -> str:
@@ -35,6 +55,11 @@ class EngineProcess:
         if await engine_is_up(url):
             return True
         if not self.settings.engine_autostart or self.settings.engine_url:
+            return False
+        if not engine_installed():  # a bot-only install: the other providers work without it
+            logging.getLogger("tuneup").info(
+                "the local engine is not installed; `/models` says how to add it"
+            )
             return False
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.settings.data_dir / "engine.log", "ab")  # noqa: SIM115

@@ -105,7 +105,12 @@ async def create_once(db: Engine, provider: Provider, job: Job) -> Job:
             **job.request, extra_headers={"Idempotency-Key": job.idempotency_key}
         )
     except AMBIGUOUS as exc:
-        log.warning("create of job %s unconfirmed: %s", job.id, type(exc).__name__)
+        log.warning(
+            "create of job %s unconfirmed: %s",
+            job.id,
+            type(exc).__name__,
+            extra={"job_id": job.id, "platform": job.platform, "workspace": job.workspace},
+        )
         remote = await _find_quietly(provider, job.idempotency_key)
         if remote is None:
             raise CreateUnconfirmed(job) from None
@@ -138,7 +143,12 @@ async def reconcile_pending(db: Engine, providers: Providers, *, force: bool = F
             provider = providers.get(job.provider)
             remote = await find_remote(provider, job.idempotency_key or "")
         except Exception as exc:  # the provider is down: try again next cycle
-            log.warning("reconciling job %s: %s", job.id, type(exc).__name__)
+            log.warning(
+                "reconciling job %s: %s",
+                job.id,
+                type(exc).__name__,
+                extra={"job_id": job.id, "platform": job.platform, "workspace": job.workspace},
+            )
             continue
         if remote is not None:
             adopted = adopt(db, job.id, remote)

@@ -21,6 +21,16 @@ MAX_PER_RUN = 500
 POSTING_GRACE_SECONDS = 60.0
 
 
+def _ids(row: Outbox) -> dict[str, object]:
+    """What a log line about a notification carries: its job or eval, platform and workspace."""
+    return {
+        "job_id": row.job_id,
+        "eval_id": row.eval_id,
+        "platform": row.platform,
+        "workspace": row.workspace,
+    }
+
+
 def _commit(session: Session, row: Outbox | Job | EvalRun) -> None:
     session.add(row)
     session.commit()
@@ -31,9 +41,19 @@ class Notifier:
         self.db = db
         self.adapters: dict[str, ChatAdapter] = dict(adapters or {})
         self._lock = asyncio.Lock()
+        self._claimed: set[int] = set()
 
     def register(self, adapter: ChatAdapter) -> None:
         self.adapters[adapter.platform] = adapter
+
+    def release(self) -> None:
+        """At shutdown: rows this process claimed but did not finish are due again at once,
+        for the next start or another replica, instead of after their lease."""
+        if self._claimed:
+            with Session(self.db) as session:
+                repo.release_claims(session, list(self._claimed))
+                session.commit()
+            self._claimed.clear()
 
     async def deliver_pending(self) -> int:
         """Send every due notification for the registered platforms; returns how many went out."""
@@ -45,9 +65,12 @@ class Notifier:
                     row = repo.claim_due(session, platforms)
                     if row is None:
                         break
+                    assert row.id is not None
+                    self._claimed.add(row.id)
                     if await self._deliver(session, row):
                         sent += 1
                     session.commit()
+                    self._claimed.discard(row.id)
             return sent
 
     async def _deliver(self, session: Session, row: Outbox) -> bool:
@@ -66,7 +89,7 @@ class Notifier:
         except PlatformError as exc:
             return self._failed(session, row, str(exc), exc.retry_after, exc.permanent)
         except Exception as exc:  # a platform outage must not lose the notification
-            log.warning("delivery of %s failed: %s", row.key, type(exc).__name__)
+            log.warning("delivery of %s failed: %s", row.key, type(exc).__name__, extra=_ids(row))
             return self._failed(session, row, f"{type(exc).__name__}: {exc}", None, False)
         row.delivered_at = utcnow()
         session.add(row)
@@ -149,7 +172,7 @@ class Notifier:
         delay = retry_after if retry_after is not None else min(300.0, 2.0 ** min(row.attempts, 8))
         repo.retry_later(row, error, delay)
         if permanent or row.attempts >= MAX_ATTEMPTS:
-            log.error("giving up on notification %s: %s", row.key, error)
+            log.error("giving up on notification %s: %s", row.key, error, extra=_ids(row))
             row.delivered_at = utcnow()
         session.add(row)
         return False

@@ -145,7 +145,12 @@ class Poller:
                 after = page.data[-1].id
             out.events = fresh
         except Exception as exc:
-            log.warning("polling job %s failed: %s", job_id, type(exc).__name__)
+            log.warning(
+                "polling job %s failed: %s",
+                job_id,
+                type(exc).__name__,
+                extra={"job_id": job_id, "provider": provider},
+            )
             out.error = str(exc)
         return out
 

@@ -19,9 +19,16 @@ class StoreGauges:
     def collect(self) -> list[GaugeMetricFamily]:
         queued = GaugeMetricFamily("tuneup_engine_queue_depth", "Jobs waiting for the trainer")
         queued.add_metric([], queue_depth(self.store))
+        active = self.store.jobs_with_status("running")
         running = GaugeMetricFamily("tuneup_engine_running_jobs", "Jobs training now")
-        running.add_metric([], len(self.store.jobs_with_status("running")))
-        return [queued, running]
+        running.add_metric([], len(active))
+        speed = GaugeMetricFamily(
+            "tuneup_engine_training_tokens_per_second", "Training throughput of the running job"
+        )
+        speed.add_metric(
+            [], sum(self.store.get_internal(j["id"]).get("tokens_per_second", 0.0) for j in active)
+        )
+        return [queued, running, speed]
 
 
 def metrics_text(store: Store) -> bytes:

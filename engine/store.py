@@ -106,6 +106,13 @@ class Store:
         row = self._one("SELECT internal FROM jobs WHERE id = ?", (job_id,))
         return json.loads(row[0]) if row else {}
 
+    def set_internal_key(self, job_id: str, key: str, value: Any) -> None:
+        """Change one key: the trainer and the API may both write a job's internal state."""
+        self._run(
+            "UPDATE jobs SET internal = json_set(internal, ?, json(?)) WHERE id = ?",
+            (f"$.{key}", json.dumps(value), job_id),
+        )
+
     def set_internal(self, job_id: str, internal: dict[str, Any]) -> None:
         self._run("UPDATE jobs SET internal = ? WHERE id = ?", (json.dumps(internal), job_id))
 
@@ -205,7 +212,9 @@ class Store:
     # checkpoints
     def add_checkpoint(self, obj: dict[str, Any], path: Path) -> None:
         self._run(
-            "INSERT INTO checkpoints (id, job_id, model_id, path, obj) VALUES (?, ?, ?, ?, ?)",
+            # a run started again from scratch reaches the same step: the newer one replaces it
+            "INSERT OR REPLACE INTO checkpoints (id, job_id, model_id, path, obj) "
+            "VALUES (?, ?, ?, ?, ?)",
             (
                 obj["id"],
                 obj["fine_tuning_job_id"],

@@ -187,6 +187,8 @@ class JobRun:
             self.store.update_job(
                 self.job_id, {"estimated_finish": now() + int(remaining)}, only_if=("running",)
             )
+            speed = round(self.trained_tokens / max(elapsed, 1e-6), 1)
+            self.store.set_internal_key(self.job_id, "tokens_per_second", speed)  # for /metrics
             message = f"Step {s.step}/{s.total_steps}: training loss={s.train_loss:.4f}"
             if s.valid_loss is not None:
                 message += f", validation loss={s.valid_loss:.4f}"
@@ -307,7 +309,9 @@ class JobRun:
             "step": step,
             "history": self.history,
         }
-        self.store.set_internal(self.job_id, self.internal)
+        self.store.set_internal_key(
+            self.job_id, "last_checkpoint", self.internal["last_checkpoint"]
+        )
         self._prune_checkpoints()
         self.event(f"Checkpoint created at step {step}")
 
@@ -373,7 +377,7 @@ class JobRun:
         }
         self.store.add_model(model_obj, self.internal["base_model"], target, self.job_id)
         self.internal["metrics"] = metrics
-        self.store.set_internal(self.job_id, self.internal)
+        self.store.set_internal_key(self.job_id, "metrics", metrics)
         done = self.store.update_job(
             self.job_id,
             {

@@ -269,6 +269,14 @@ def claim_due(session: Session, platforms: list[str], lease_seconds: float = 120
     return None
 
 
+def release_claims(session: Session, ids: list[int]) -> None:
+    session.execute(
+        update(Outbox)
+        .where(col(Outbox.id).in_(ids), col(Outbox.delivered_at).is_(None))
+        .values(next_attempt_at=utcnow())
+    )
+
+
 def pending_count(session: Session) -> int:
     return session.exec(
         select(func.count()).select_from(Outbox).where(col(Outbox.delivered_at).is_(None))

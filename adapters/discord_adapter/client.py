@@ -112,7 +112,7 @@ class TuneupDiscord(discord.Client):
 
     async def on_ready(self) -> None:
         if self.application_id:
-            log.warning(
+            log.info(
                 "tuneup is connected to Discord; invite it with %s", invite_url(self.application_id)
             )
 

@@ -90,12 +90,12 @@ async def run_slack(settings: Settings) -> None:
             handler = AsyncSocketModeHandler(bot.app, settings.slack_app_token.get_secret_value())
             await handler.connect_async()
             connected["up"] = True
-            log.warning("tuneup is connected to Slack (Socket Mode)")
+            log.info("tuneup is connected to Slack (Socket Mode)")
             await stop.wait()
             await handler.close_async()
         else:
             runner = await serve_http(bot, settings.slack_host, settings.slack_port)
-            log.warning(
+            log.info(
                 "tuneup listens for Slack on http://%s:%s%s",
                 settings.slack_host,
                 settings.slack_port,

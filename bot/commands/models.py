@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from bot.context import Context
+from bot.engine_launcher import engine_installed
 from bot.providers import explain_error
 from bot.router import command
 from bot.types import Command, Reply, Section
@@ -26,7 +27,13 @@ async def models_command(ctx: Context, cmd: Command) -> Reply:
                 )
             )
         except Exception as exc:
-            sections.append(Section(title=name, text=explain_error(exc, provider.label)))
+            text = explain_error(exc, provider.label)
+            if provider.is_local and not ctx.settings.engine_url and not engine_installed():
+                text = (
+                    "The local engine is not installed here. Add it with "
+                    "`pip install 'tuneup[local]'`, or point TUNEUP_ENGINE_URL at one elsewhere."
+                )
+            sections.append(Section(title=name, text=text))
     with ctx.session() as session:
         done = repo.jobs_for(session, ctx.scope(cmd), active_only=False, limit=50)
     tuned = [j for j in done if j.fine_tuned_model]

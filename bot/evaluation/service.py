@@ -139,7 +139,12 @@ async def run_and_report(ctx: Context, run: EvalRun, plan: Plan) -> None:
         _enqueue(ctx, run, f"eval:{run.id}:result", result_reply(run, plan, results, rows))
     except Exception:
         ref = f"eval-{run.id}"
-        log.exception("eval %s failed (ref %s)", run.id, ref)
+        log.exception(
+            "eval %s failed (ref %s)",
+            run.id,
+            ref,
+            extra={"eval_id": run.id, "platform": run.platform, "workspace": run.workspace},
+        )
         _finish(ctx, run, "failed", error="the run stopped unexpectedly; see the log")
         _enqueue(
             ctx,

@@ -85,7 +85,9 @@ def test_engine_readyz_fails_when_the_trainer_dies(tmp_path: Path) -> None:
         assert client.get("/readyz").json() == {"ready": True, "trainer": "alive", "queued": 0}
         alive["yes"] = False
         assert client.get("/readyz").status_code == 503
-        assert "tuneup_engine_queue_depth 0.0" in client.get("/metrics").text
+        text = client.get("/metrics").text
+        assert "tuneup_engine_queue_depth 0.0" in text
+        assert "tuneup_engine_training_tokens_per_second" in text
 
 
 def test_json_logs_carry_ids_and_never_secrets() -> None:
@@ -177,3 +179,96 @@ def test_sigterm_stops_a_bot_process_cleanly(tmp_path: Path) -> None:
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     assert "Traceback" not in out
+
+
+def test_a_bot_only_install_without_any_provider_exits_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.engine_launcher as launcher
+
+    monkeypatch.setattr(launcher, "engine_installed", lambda: False)
+    monkeypatch.chdir(tmp_path)
+    env = {
+        "TUNEUP_DATA_DIR": str(tmp_path),
+        "TUNEUP_SLACK_BOT_TOKEN": "xoxb-x",
+        "OPENAI_API_KEY": "",
+    }
+    result = CliRunner().invoke(app, ["slack"], env=env)
+    assert result.exit_code == 2 and "No provider" in result.output
+    assert result.output.strip().count("\n") == 0
+
+
+async def test_models_says_how_to_add_the_missing_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.commands.models as models
+
+    monkeypatch.setattr(models, "engine_installed", lambda: False)
+    core = BotCore(Settings(data_dir=tmp_path, engine_autostart=True, engine_port=free_port()))
+    reply = await core.handle(Command("console", "local", "c", "u", "models"))
+    assert "pip install 'tuneup[local]'" in reply.plain()
+    await core.stop()
+
+
+async def test_job_log_lines_carry_their_ids(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from storage.models import Job
+
+    core = core_for(tmp_path)
+    with core.ctx.session() as s:
+        s.add(
+            Job(
+                provider="local",
+                provider_job_id="ftjob-x",
+                platform="slack",
+                workspace="T1",
+                channel="C1",
+                owner="U1",
+                base_model="m",
+                training_file_id="f",
+                status="running",
+            )
+        )
+        s.commit()
+    with caplog.at_level(logging.WARNING):
+        await core.poller.cycle(deliver=False)  # the engine is down: the poll fails and says so
+    record = next(r for r in caplog.records if "polling job" in r.getMessage())
+    assert record.job_id == 1 and record.provider == "local"
+    line = json.loads(JsonFormatter().format(record))
+    assert line["job_id"] == 1
+    await core.stop()
+
+
+async def test_shutdown_releases_claimed_notifications(tmp_path: Path) -> None:
+    from sqlmodel import Session
+
+    from bot.types import Reply
+    from storage import repo
+    from storage.models import Outbox, utcnow
+
+    core = core_for(tmp_path)
+    with Session(core.db) as s:
+        repo.enqueue(
+            s,
+            Outbox(
+                key="k",
+                platform="slack",
+                workspace="T1",
+                channel="C1",
+                payload=Reply(text="hi").model_dump_json().encode(),
+            ),
+        )
+        s.commit()
+        claimed = repo.claim_due(s, ["slack"])
+        assert claimed is not None and claimed.next_attempt_at > utcnow()  # leased
+    core.notifier._claimed.add(claimed.id)  # as if delivery was under way at SIGTERM
+    await core.stop()
+    with Session(core.db) as s:
+        row = s.get(Outbox, claimed.id)
+        due = (
+            row.next_attempt_at
+            if row.next_attempt_at.tzinfo
+            else row.next_attempt_at.replace(tzinfo=utcnow().tzinfo)
+        )
+        assert due <= utcnow() and row.delivered_at is None  # due again at once, not lost
