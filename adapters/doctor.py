@@ -199,11 +199,53 @@ async def run_checks() -> list[Check]:
                 )
             )
     if settings.discord_token is not None:
-        hosts = settings.discord_file_hosts
-        checks.append(
-            Check(
-                all("/" not in h for h in hosts),
-                f"Discord token set; file hosts: {', '.join(hosts)}",
+        try:
+            checks += await discord_checks(settings)
+        except httpx.HTTPError as exc:
+            checks.append(
+                Check(False, f"Discord unreachable ({type(exc).__name__})", "check the network")
             )
+    return checks
+
+
+# The application flags that grant the message content intent (discord.com/developers/docs,
+# "Application Object > Application Flags"): GATEWAY_MESSAGE_CONTENT, and its limited form.
+MESSAGE_CONTENT_FLAGS = (1 << 18) | (1 << 19)
+
+
+async def discord_checks(settings: Settings) -> list[Check]:
+    assert settings.discord_token is not None
+    api = settings.discord_api_url.rstrip("/")
+    headers = {"Authorization": f"Bot {settings.discord_token.get_secret_value()}"}
+    async with httpx.AsyncClient(timeout=10, headers=headers) as http:
+        me = await http.get(f"{api}/users/@me")
+        if me.status_code != 200:
+            return [
+                Check(
+                    False,
+                    f"Discord rejected the bot token ({me.status_code})",
+                    "copy the bot token again (Bot tab)",
+                )
+            ]
+        checks = [Check(True, f"Discord bot token accepted (bot {me.json().get('username')})")]
+        if settings.discord_upload_channels:  # dropped files need the message content intent
+            app = await http.get(f"{api}/oauth2/applications/@me")
+            flags = int(app.json().get("flags") or 0) if app.status_code == 200 else 0
+            enabled = bool(flags & MESSAGE_CONTENT_FLAGS)
+            state = "enabled" if enabled else "is off (TUNEUP_DISCORD_UPLOAD_CHANNELS needs it)"
+            checks.append(
+                Check(
+                    enabled,
+                    f"Discord message content intent {state}",
+                    "enable Message Content Intent on the Bot tab of the Developer Portal",
+                )
+            )
+    hosts = settings.discord_file_hosts
+    checks.append(
+        Check(
+            all("/" not in h and ":" not in h for h in hosts),
+            f"Discord file hosts: {', '.join(hosts)}",
+            "list bare host names",
         )
+    )
     return checks

@@ -135,6 +135,8 @@ class Settings(BaseSettings):
     )
     slack_api_url: str = "https://slack.com/api/"
     discord_token: SecretStr | None = None
+    # Discord's REST API (for `tuneup doctor`; discord.py has its own).
+    discord_api_url: str = "https://discord.com/api/v10"
     discord_guilds: Annotated[list[int], NoDecode] = Field(default_factory=list)
     # Members with one of these role ids are admins (Manage Guild always is).
     discord_admin_roles: Annotated[list[int], NoDecode] = Field(default_factory=list)

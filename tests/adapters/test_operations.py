@@ -272,3 +272,25 @@ async def test_shutdown_releases_claimed_notifications(tmp_path: Path) -> None:
             else row.next_attempt_at.replace(tzinfo=utcnow().tzinfo)
         )
         assert due <= utcnow() and row.delivered_at is None  # due again at once, not lost
+
+
+async def test_doctor_checks_the_discord_token_and_intent(tmp_path: Path) -> None:
+    from adapters.doctor import discord_checks
+    from tests.fakes.discord_api import BOT_TOKEN, DiscordFake
+
+    fake = await DiscordFake().start()
+    try:
+        api = fake.base + "api/v10"
+        good = Settings(
+            data_dir=tmp_path,
+            discord_token=BOT_TOKEN,
+            discord_api_url=api,
+            discord_upload_channels=[123],
+        )
+        checks = await discord_checks(good)
+        assert checks[0].ok and "token accepted" in checks[0].what
+        assert not checks[1].ok and "message content intent is off" in checks[1].what  # flags 0
+        bad = Settings(data_dir=tmp_path, discord_token="wrong", discord_api_url=api)
+        assert not (await discord_checks(bad))[0].ok
+    finally:
+        await fake.stop()
