@@ -138,23 +138,15 @@ async def _start(ctx: Context, cmd: Command) -> Reply:
 def _record(
     ctx: Context, cmd: Command, dataset: Dataset, plan: service.Plan, job: Job | None
 ) -> EvalRun:
-    with ctx.session() as session:
-        run = EvalRun(
-            platform=cmd.platform,
-            workspace=cmd.workspace,
-            channel=cmd.channel,
-            thread=cmd.thread,
-            owner=cmd.user,
-            dataset_id=dataset.id,
-            job_id=job.id if job else None,
-            models=plan.models,
-            judge=plan.judge,
-            task_type=plan.task,
-            n_rows=len(plan.examples),
-        )
-        repo.add(session, run)
-        session.commit()
-        return run
+    return service.record(
+        ctx,
+        cmd,
+        plan,
+        owner=cmd.user,
+        kind="eval",
+        dataset_id=dataset.id,
+        job_id=job.id if job else None,
+    )
 
 
 def _visible_runs(ctx: Context, cmd: Command, ref: str | None = None) -> list[EvalRun]:

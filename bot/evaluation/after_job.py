@@ -5,7 +5,6 @@ from __future__ import annotations
 from bot.context import Context, UserError
 from bot.evaluation import service
 from bot.types import Command
-from storage import repo
 from storage.models import EvalRun, Job
 
 AFTER_JOB_ROWS = 50  # keeps it quick: a sample of the validation set
@@ -35,21 +34,9 @@ def after_job_eval(ctx: Context, job_id: int) -> EvalRun | None:
         if replaced
         else f"{dataset.filename} (tuned vs base, after job {job.id})"
     )
-    with ctx.session() as session:
-        run = EvalRun(
-            platform=job.platform,
-            workspace=job.workspace,
-            channel=job.channel,
-            thread=job.thread,
-            owner=job.owner,
-            kind="migration" if replaced else "after_job",
-            dataset_id=dataset.id,
-            job_id=job.id,
-            models=plan.models,
-            task_type=plan.task,
-            n_rows=len(plan.examples),
-        )
-        repo.add(session, run)
-        session.commit()
+    kind = "migration" if replaced else "after_job"
+    run = service.record(
+        ctx, job, plan, owner=job.owner, kind=kind, dataset_id=dataset.id, job_id=job.id
+    )
     service.spawn(ctx, run, plan)
     return run

@@ -279,6 +279,37 @@ def close_interrupted(ctx: Context) -> int:
     return len(stale)
 
 
+def record(
+    ctx: Context,
+    where: Any,
+    plan: Plan,
+    *,
+    owner: str,
+    kind: str,
+    dataset_id: int | None,
+    job_id: int | None,
+) -> EvalRun:
+    """Store a run about to start; `where` is anything with platform, workspace, channel, thread."""
+    with ctx.session() as session:
+        run = EvalRun(
+            platform=where.platform,
+            workspace=where.workspace,
+            channel=where.channel,
+            thread=where.thread,
+            owner=owner,
+            kind=kind,
+            dataset_id=dataset_id,
+            job_id=job_id,
+            models=plan.models,
+            judge=plan.judge,
+            task_type=plan.task,
+            n_rows=len(plan.examples),
+        )
+        repo.add(session, run)
+        session.commit()
+        return run
+
+
 def spawn(ctx: Context, run: EvalRun, plan: Plan) -> asyncio.Task[None]:
     task = asyncio.get_running_loop().create_task(run_and_report(ctx, run, plan))
     ctx.background.add(task)
