@@ -7,6 +7,7 @@ import logging
 import time
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlmodel import Session
 
 from bot.context import Context
 from bot.engine_launcher import EngineProcess
@@ -36,6 +37,7 @@ class BotCore:
         self.db = open_database(settings.db_url)
         watch_database(self.db)
         self.providers = Providers(settings)
+        self.providers.model_owner = self._provider_of_model
         self.ctx = Context(settings, self.db, self.providers)
         self.notifier = Notifier(self.db)
         self.ctx.notifier = self.notifier
@@ -83,6 +85,11 @@ class BotCore:
         except Exception:
             log.exception("could not start the comparison after job %s", job_id)
 
+    def _provider_of_model(self, model: str) -> str | None:
+        """A model tuneup tuned is asked at the provider that tuned it, whatever its name."""
+        with Session(self.db) as session:
+            return repo.provider_of_model(session, model)
+
     def database_ready(self) -> str:
         return database_status(self.settings.db_url)
 
@@ -92,7 +99,7 @@ class BotCore:
         for name in self.providers.names():
             provider = self.providers.get(name)
             try:
-                await provider.client.with_options(max_retries=0, timeout=5).models.list()
+                await provider.api.ping()
                 verdicts[name] = "ok"
             except Exception as exc:
                 verdicts[name] = explain_error(exc, provider.label)

@@ -71,7 +71,7 @@ def apply_remote(
         return Outcome()
     if job.status == JobStatus.RUNNING and job.started_at is None:
         job.started_at = now
-    method = getattr(getattr(remote, "method", None), "type", None)
+    method = remote.method
     if method:
         job.metrics = {**job.metrics, "final": {**job.metrics["final"], "method": method}}
     ended = is_terminal(job.status)
@@ -93,3 +93,6 @@ def _finish(job: Job, remote: Any, now: datetime) -> None:
     error = getattr(remote, "error", None)
     if error and (error.message or error.code):
         job.error = f"{error.message} ({error.code})" if error.code else error.message
+    note = getattr(remote, "serving_note", None)
+    if note:
+        job.metrics = {**job.metrics, "final": {**job.metrics["final"], "serving": note}}

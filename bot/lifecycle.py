@@ -13,12 +13,11 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-import openai
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from bot.providers import Provider, Providers
+from bot.providers import CreateRequest, Provider, Providers, RemoteJob, is_ambiguous
 from bot.render import job_label
 from bot.types import Reply
 from storage import repo
@@ -31,7 +30,6 @@ PENDING = "pending"
 RECONCILE_AFTER = timedelta(seconds=60)
 # A pending row the provider still doesn't know after this long never started.
 GIVE_UP_AFTER = timedelta(minutes=15)
-AMBIGUOUS = (openai.APIConnectionError, openai.InternalServerError)
 
 
 class CreateUnconfirmed(Exception):
@@ -57,14 +55,12 @@ def record_intent(db: Engine, job: Job) -> tuple[Job, bool]:
         return job, True
 
 
-async def find_remote(provider: Provider, key: str) -> Any | None:
-    """The provider's job that carries `key` in its metadata, if it made one."""
-    client = provider.client.with_options(max_retries=2)
-    page = await client.fine_tuning.jobs.list(metadata={KEY_FIELD: key}, limit=100)
-    return next((j for j in page.data if (j.metadata or {}).get(KEY_FIELD) == key), None)
+async def find_remote(provider: Provider, key: str) -> RemoteJob | None:
+    """The provider's job made for `key` (kept in its metadata, name or id), if it made one."""
+    return await provider.api.find_by_key(key)
 
 
-def adopt(db: Engine, job_id: int, remote: Any) -> Job | None:
+def adopt(db: Engine, job_id: int, remote: RemoteJob) -> Job | None:
     """Attach the provider's job to the pending row (once; a second adopt changes nothing)."""
     with Session(db, expire_on_commit=False) as session:
         session.execute(
@@ -99,12 +95,13 @@ def discard(db: Engine, job_id: int) -> None:
 async def create_once(db: Engine, provider: Provider, job: Job) -> Job:
     """Send the create for a pending row; adopt what the provider made even if the answer is lost."""
     assert job.id is not None and job.idempotency_key and job.request is not None
-    client = provider.client.with_options(max_retries=0)
+    request = CreateRequest.from_openai(job.request, job.idempotency_key)
     try:
-        remote = await client.fine_tuning.jobs.create(
-            **job.request, extra_headers={"Idempotency-Key": job.idempotency_key}
-        )
-    except AMBIGUOUS as exc:
+        remote = await provider.api.create(request)
+    except Exception as exc:
+        if not is_ambiguous(exc):
+            discard(db, job.id)
+            raise
         log.warning(
             "create of job %s unconfirmed: %s",
             job.id,
@@ -114,18 +111,15 @@ async def create_once(db: Engine, provider: Provider, job: Job) -> Job:
         remote = await _find_quietly(provider, job.idempotency_key)
         if remote is None:
             raise CreateUnconfirmed(job) from None
-    except Exception:
-        discard(db, job.id)
-        raise
     adopted = adopt(db, job.id, remote)
     assert adopted is not None
     return adopted
 
 
-async def _find_quietly(provider: Provider, key: str) -> Any | None:
+async def _find_quietly(provider: Provider, key: str) -> RemoteJob | None:
     try:
         return await find_remote(provider, key)
-    except openai.APIError:
+    except Exception:  # the provider is unreachable: the row stays pending and is reconciled
         return None
 
 

@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -22,7 +21,7 @@ from bot.job_state import apply_remote
 from bot.lifecycle import reconcile_pending
 from bot.notifier import Notifier
 from bot.observability import POLL_REQUESTS, POLL_SECONDS
-from bot.providers import Providers
+from bot.providers import Providers, RemoteEvent, RemoteJob
 from bot.render import job_label, progress_reply, summary_reply
 from bot.types import Reply, dm_channel
 from storage import repo
@@ -30,14 +29,13 @@ from storage.db import poll_leadership
 from storage.models import Job, Outbox, utcnow
 
 log = logging.getLogger("tuneup.poller")
-MAX_EVENT_PAGES = 20
 
 
 @dataclass
 class Fetched:
     job_id: int
-    remote: Any | None = None
-    events: list[Any] | None = None  # newest first, only those not seen before
+    remote: RemoteJob | None = None
+    events: list[RemoteEvent] | None = None  # newest first, only those not seen before
     error: str | None = None
     requests: int = 0
 
@@ -125,25 +123,12 @@ class Poller:
     ) -> Fetched:
         out = Fetched(job_id)
         try:
-            client = self.providers.get(provider).client
-            out.remote = await client.fine_tuning.jobs.retrieve(remote_id)
-            out.requests += 1
-            fresh: list[Any] = []
-            after = None
-            for _ in range(MAX_EVENT_PAGES):
-                kwargs = {"limit": 100} | ({"after": after} if after else {})
-                page = await client.fine_tuning.jobs.list_events(remote_id, **kwargs)
-                out.requests += 1
-                found = False
-                for event in page.data:
-                    if event.id == last_seen:
-                        found = True
-                        break
-                    fresh.append(event)
-                if found or not page.data or not page.has_more:
-                    break
-                after = page.data[-1].id
-            out.events = fresh
+            api = self.providers.get(provider).api
+            out.remote = await api.retrieve(remote_id)
+            if out.remote.status == "succeeded":
+                out.remote.serving_note = await api.after_success(out.remote)
+            out.events, requests = await api.events(out.remote, last_seen)
+            out.requests += 1 + requests
         except Exception as exc:
             log.warning(
                 "polling job %s failed: %s",

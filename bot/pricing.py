@@ -33,6 +33,7 @@ class Cost:
     tokens: int
     dollars: float | None  # None: the price is unknown
     local: bool
+    source: str = ""  # whose estimate the dollars are, when a provider gave its own
 
     @property
     def needs_confirmation(self) -> bool:
@@ -44,7 +45,8 @@ class Cost:
             return "free (local engine)"
         if self.dollars is None:
             return f"price unknown (~{self.tokens:,} trained tokens); check the provider's pricing"
-        return f"~${self.dollars:.2f} for ~{self.tokens:,} trained tokens"
+        whose = f" ({self.source}'s estimate)" if self.source else ""
+        return f"~${self.dollars:.2f} for ~{self.tokens:,} trained tokens{whose}"
 
 
 def estimate(model: str, tokens: int, prices: dict[str, float], *, local: bool) -> Cost:

@@ -125,6 +125,8 @@ def summary_reply(job: Job, chart: bytes | None) -> Reply:
                     text="\n".join(rows),
                 )
             )
+        if final.get("serving"):
+            sections.append(Section(title="Before it can answer", text=str(final["serving"])))
         sections.append(Section(text=f"Try it: `/ask-model {job.fine_tuned_model} <your prompt>`"))
         files = (
             [FileOut(name=f"loss-job-{job.id}.png", data=chart, mime="image/png")] if chart else []

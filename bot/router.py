@@ -9,11 +9,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import openai
-
 from bot.context import Context, UserError
 from bot.observability import COMMANDS, timed
-from bot.providers import ProviderNotConfigured, explain_error
+from bot.providers import NotFound, NotOffered, ProviderNotConfigured, Rejected, explain_error
+from bot.providers.errors import sdk_error
 from bot.types import Command, Reply
 
 log = logging.getLogger("tuneup.router")
@@ -133,10 +132,13 @@ async def _run(ctx: Context, spec: CommandSpec, cmd: Command) -> Reply:
         )
     except ProviderNotConfigured as exc:
         return Reply(text=f"⚠️ {exc}", ephemeral=True)
-    except openai.APIError as exc:
-        log.warning("command /%s: provider error %s", cmd.name, type(exc).__name__)
+    except (NotOffered, NotFound, Rejected) as exc:
         return Reply(text=f"⚠️ {explain_error(exc, _provider_named(ctx, exc))}", ephemeral=True)
-    except Exception:
+    except Exception as exc:
+        if sdk_error(exc) is not None:
+            log.warning("command /%s: provider error %s", cmd.name, type(exc).__name__)
+            text = explain_error(exc, _provider_named(ctx, exc))
+            return Reply(text=f"⚠️ {text}", ephemeral=True)
         return Reply(text=f"⚠️ {internal_error(f'command /{cmd.name}')}", ephemeral=True)
 
 
@@ -150,7 +152,7 @@ def internal_error(what: str) -> str:
     )
 
 
-def _provider_named(ctx: Context, exc: openai.APIError) -> str:
+def _provider_named(ctx: Context, exc: Exception) -> str:
     """Name the provider from the configured provider objects, never guessed from the URL."""
     request = getattr(exc, "request", None)
     url = str(getattr(request, "url", "")) if request is not None else ""

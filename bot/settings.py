@@ -5,15 +5,66 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+ProviderType = Literal["openai", "bedrock", "azure", "together", "fireworks"]
+
 
 class ProviderConfig(BaseModel):
-    base_url: str
-    api_key: SecretStr = SecretStr("none")
+    """One provider: its type, key and endpoint (and what its type needs besides)."""
+
+    type: ProviderType = "openai"
+    base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("base_url", "endpoint")
+    )
+    api_key: SecretStr = Field(
+        default=SecretStr("none"), validation_alias=AliasChoices("api_key", "key")
+    )
+    api_version: str | None = None  # Azure: e.g. 2025-04-01-preview
+    azure_ad_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("azure_ad_token", "token")
+    )
+    resource: str | None = None  # Azure: the resource name, for the deployment command
+    account_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("account_id", "account")
+    )  # Fireworks
+    models: list[str] = Field(default_factory=list)  # tunable models to offer (Together)
+    # Validate every answer against the SDK's types (the tests turn it on; an unknown job
+    # state from a live provider must not fail a poll, so it is off by default).
+    strict: bool = False
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _comma_models(cls, value: Any) -> Any:
+        return [m for m in value.split(",") if m] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _needs(self) -> ProviderConfig:
+        if self.type in ("openai", "bedrock", "azure") and not self.base_url:
+            raise ValueError(f"a {self.type} provider needs endpoint=URL")
+        if self.type == "azure" and not self.api_version:
+            raise ValueError("an azure provider needs api_version=... (e.g. 2025-04-01-preview)")
+        if self.type == "fireworks" and not self.account_id:
+            raise ValueError("a fireworks provider needs account=YOUR_ACCOUNT_ID")
+        return self
+
+
+def parse_provider_lines(text: str) -> dict[str, Any]:
+    """`name type=together key=... endpoint=...`, one provider per line (or `;`-separated)."""
+    providers: dict[str, Any] = {}
+    for line in text.replace(";", "\n").splitlines():
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        name, pairs = words[0], words[1:]
+        bad = [p for p in pairs if "=" not in p]
+        if bad:
+            raise ValueError(f"provider `{name}`: expected key=value, got `{bad[0]}`")
+        providers[name] = dict(p.split("=", 1) for p in pairs)
+    return providers
 
 
 def _default_data_dir() -> Path:
@@ -91,8 +142,8 @@ class Settings(BaseSettings):
         default="https://api.openai.com/v1",
         validation_alias=AliasChoices("TUNEUP_OPENAI_BASE_URL", "OPENAI_BASE_URL"),
     )
-    # More OpenAI-compatible providers: {"name": {"base_url": "...", "api_key": "..."}}
-    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    # More providers, one line each: `name type=together key=... endpoint=...` (or JSON)
+    providers: Annotated[dict[str, ProviderConfig], NoDecode] = Field(default_factory=dict)
     # Added to (and overriding) the built-in table, never replacing it.
     prices: dict[str, float] = Field(default_factory=dict)
 
@@ -151,6 +202,14 @@ class Settings(BaseSettings):
     def _merge_prices(self) -> Settings:
         self.prices = {**DEFAULT_PRICES, **self.prices}
         return self
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _provider_lines(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("{") else parse_provider_lines(text)
+        return value
 
     @field_validator(*LIST_SETTINGS, mode="before")
     @classmethod
@@ -217,5 +276,8 @@ def secret_values(settings: Settings) -> list[str]:
         for name in type(settings).model_fields
         if isinstance(getattr(settings, name), SecretStr)
     ]
-    values += [p.api_key.get_secret_value() for p in settings.providers.values()]
+    for provider in settings.providers.values():
+        values.append(provider.api_key.get_secret_value())
+        if provider.azure_ad_token:
+            values.append(provider.azure_ad_token.get_secret_value())
     return values

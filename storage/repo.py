@@ -176,6 +176,13 @@ def model_tuned_here(session: Session, model: str) -> bool:
     return session.exec(select(Job.id).where(Job.fine_tuned_model == base)).first() is not None
 
 
+def provider_of_model(session: Session, model: str) -> str | None:
+    """Which provider tuned `model` (or the model a checkpoint belongs to), if tuneup did."""
+    base = model.split(":ckpt-step-")[0]
+    query = select(Job.provider).where(Job.fine_tuned_model == base)
+    return session.exec(query.order_by(col(Job.id).desc())).first()
+
+
 def visible_job_for_model(session: Session, scope: Scope, model: str) -> Job | None:
     """The newest visible job that produced `model` (or the model a checkpoint belongs to)."""
     base = model.split(":ckpt-step-")[0]

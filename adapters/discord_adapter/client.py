@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import shlex
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Literal
 
 import discord
 from discord import app_commands
@@ -313,10 +313,13 @@ def register_commands(bot: TuneupDiscord) -> None:
         suffix="a name for the tuned model",
         validation="a dataset to score the model on",
         notify="also send me the result directly",
+        training="lora (default) or full weights, where the provider offers both",
+        checkpoint="continue from a checkpoint (Together: JOB_ID:STEP)",
     )
     @app_commands.autocomplete(
         dataset=bot.dataset_choices, model=bot.model_choices, validation=bot.dataset_choices
     )
+    @app_commands.rename(checkpoint="from")
     async def finetune(
         interaction: discord.Interaction,
         file: discord.Attachment | None = None,
@@ -329,9 +332,13 @@ def register_commands(bot: TuneupDiscord) -> None:
         suffix: str | None = None,
         validation: str | None = None,
         notify: bool = False,
+        training: Literal["lora", "full"] | None = None,
+        checkpoint: str | None = None,
     ) -> None:
         text = quoted(
             notify="dm" if notify else None,
+            training=training,
+            **{"from": checkpoint},
             dataset=dataset,
             model=model,
             epochs=epochs,

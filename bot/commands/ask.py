@@ -3,10 +3,9 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-import openai
-
 from bot.context import Context, UserError
-from bot.providers import OPENAI_PREFIXES
+from bot.providers import OPENAI_PREFIXES, NotFound
+from bot.providers.errors import sdk_error
 from bot.router import command
 from bot.types import Command, Reply, Section
 from storage import repo
@@ -51,32 +50,36 @@ CHAT = {"kind": "chat"}
 async def _answer(ctx: Context, model: str, prompt: str, fmt: dict[str, Any] = CHAT) -> str:
     """Ask in the model's own format: chat, or a completion with its separator and stop."""
     provider, remote_model = ctx.providers.for_model(model)
-    client = provider.client.with_options(max_retries=0, timeout=ASK_TIMEOUT_SECONDS)
     try:
         if fmt.get("kind") == "completion":
-            stop = fmt.get("stop")
-            done = await client.completions.create(
-                model=remote_model,
-                prompt=prompt + (fmt.get("separator") or ""),
+            text = await provider.api.complete(
+                remote_model,
+                prompt + (fmt.get("separator") or ""),
                 max_tokens=MAX_ANSWER_TOKENS,
-                temperature=0,
-                **({"stop": [stop]} if stop else {}),
+                stop=fmt.get("stop"),
+                timeout=ASK_TIMEOUT_SECONDS,
             )
-            return done.choices[0].text.strip() or "(empty answer)"
-        response = await client.chat.completions.create(
-            model=remote_model,
-            messages=[{"role": "user", "content": prompt}],
-            max_tokens=MAX_ANSWER_TOKENS,
-            temperature=0,
-        )
-    except openai.NotFoundError:
+        else:
+            text = await provider.api.chat(
+                remote_model,
+                [{"role": "user", "content": prompt}],
+                max_tokens=MAX_ANSWER_TOKENS,
+                timeout=ASK_TIMEOUT_SECONDS,
+            )
+    except NotFound as exc:
+        if " " in str(exc):  # the provider said what to do (Azure: create the deployment)
+            raise UserError(str(exc)) from None
         raise _unknown_model(model) from None
-    except openai.APITimeoutError:
-        raise UserError(
-            f"{provider.label} took longer than {ASK_TIMEOUT_SECONDS}s to answer, so I stopped "
-            "waiting. Try a shorter question, or again when it is less busy."
-        ) from None
-    return (response.choices[0].message.content or "").strip() or "(empty answer)"
+    except Exception as exc:
+        if sdk_error(exc) == "NotFoundError":
+            raise _unknown_model(model) from None
+        if sdk_error(exc) == "APITimeoutError":
+            raise UserError(
+                f"{provider.label} took longer than {ASK_TIMEOUT_SECONDS}s to answer, so I "
+                "stopped waiting. Try a shorter question, or again when it is less busy."
+            ) from None
+        raise
+    return text.strip() or "(empty answer)"
 
 
 def _prompt_words(cmd: Command) -> list[str]:

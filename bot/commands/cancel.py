@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-import openai
-
 from bot.context import Context, UserError
 from bot.job_state import is_terminal
+from bot.providers.errors import sdk_error
 from bot.render import job_label
 from bot.router import command
 from bot.types import Button, Command, Reply
@@ -44,10 +43,12 @@ async def cancel_command(ctx: Context, cmd: Command) -> Reply:
         )
     provider = ctx.providers.get(job.provider)
     try:
-        await provider.client.fine_tuning.jobs.cancel(job.provider_job_id)
-    except openai.BadRequestError as exc:
+        await provider.api.cancel(job.provider_job_id)
+    except Exception as exc:
+        if sdk_error(exc) != "APIStatusError" or getattr(exc, "status_code", 0) != 400:
+            raise
         raise UserError(
-            f"{job.provider} would not cancel {job_label(job)}: {exc.message}"
+            f"{provider.label} would not cancel {job_label(job)}: {getattr(exc, 'message', exc)}"
         ) from None
     return Reply(
         text=f"🛑 Cancelling {job_label(job)}. The poller will confirm here.", thread=job.thread

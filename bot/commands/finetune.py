@@ -1,22 +1,23 @@
 from __future__ import annotations
 
+import logging
 import math
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-import openai
 
 from bot import budgets, lifecycle, pricing
 from bot.context import Context, UserError
 from bot.datasets import ingest
-from bot.providers import Provider
+from bot.providers import PROVIDER_OPTIONS, CreateRequest, Provider
 from bot.render import job_label
 from bot.router import command
 from bot.types import Button, Command, Reply, Section
 from storage import repo
 from storage.models import Dataset, Job
 
+log = logging.getLogger("tuneup.finetune")
 NUMERIC = {
     "epochs": ("n_epochs", int),
     "batch": ("batch_size", int),
@@ -68,24 +69,41 @@ def _held_out_half(ctx: Context, train: Dataset) -> Dataset | None:
 async def _provider_file(ctx: Context, provider: Provider, dataset: Dataset) -> str:
     """Upload the (fixed) file once per provider; an identical re-upload reuses the file id."""
     known = (dataset.provider_files or {}).get(provider.name)
-    if known:
-        try:
-            await provider.client.files.retrieve(known)
-            return known
-        except openai.NotFoundError:
-            pass
+    if known and await provider.api.file_exists(known):
+        return known
     path = Path(dataset.fixed_path or dataset.path)
     name = Path(dataset.filename).stem + ".jsonl"
-    uploaded = await provider.client.files.create(
-        file=(name, path.read_bytes()), purpose="fine-tune"
-    )
+    uploaded = await provider.api.upload(path, name)
     with ctx.session() as session:
         row = session.get(Dataset, dataset.id)
         if row is not None:
-            row.provider_files = {**(row.provider_files or {}), provider.name: uploaded.id}
+            row.provider_files = {**(row.provider_files or {}), provider.name: uploaded}
             session.add(row)
             session.commit()
-    return uploaded.id
+    return uploaded
+
+
+async def _provider_estimate(
+    ctx: Context,
+    provider: Provider,
+    dataset: Dataset,
+    model: str,
+    hyper: dict[str, Any],
+    cost: pricing.Cost,
+) -> pricing.Cost:
+    """The provider's own price for this job, where it publishes one (Together does)."""
+    if not provider.api.publishes_estimates:
+        return cost
+    try:
+        file_id = await _provider_file(ctx, provider, dataset)
+        request = CreateRequest(model, file_id, "estimate", hyperparameters=hyper)
+        dollars = await provider.api.estimate(request)
+    except Exception as exc:  # no estimate: the table's price (or "unknown") stands
+        log.warning("%s price estimate failed: %s", provider.label, type(exc).__name__)
+        return cost
+    if dollars is None:
+        return cost
+    return replace(cost, dollars=float(dollars), source=provider.label)
 
 
 def idempotency_key(cmd: Command) -> str:
@@ -111,12 +129,13 @@ def _check_allowed(ctx: Context, cmd: Command) -> None:
 @command(
     "finetune",
     "/finetune [file] [dataset=ID] [model=NAME] [epochs=N] [batch=N] [lr=X] [beta=X] "
-    "[suffix=NAME] [validation=ID] [notify=dm]",
+    "[suffix=NAME] [validation=ID] [notify=dm] [training=lora|full] [from=CHECKPOINT]",
     "Start a fine-tune on the last validated file in this channel (or the one you attach).",
     "Shows the estimated trained tokens and cost first, and asks before anything that is not "
     "certainly free (a model whose price is unknown is asked about too). Budgets set with "
     "`/budget` are checked first. Progress and the result summary are posted here; "
-    "`notify=dm` also sends you the result directly.",
+    "`notify=dm` also sends you the result directly. At hosted providers, `training=full` "
+    "trains all weights instead of LoRA and `from=` continues from one of their checkpoints.",
     options=(
         "dataset",
         "model",
@@ -127,6 +146,8 @@ def _check_allowed(ctx: Context, cmd: Command) -> None:
         "suffix",
         "validation",
         "notify",
+        "training",
+        "from",
         "confirm",
     ),
     max_args=1,
@@ -144,6 +165,7 @@ async def finetune_command(ctx: Context, cmd: Command) -> Reply:
     epochs = hyper.get("n_epochs") or estimate.get("n_epochs") or 3
     tokens = int(estimate.get("dataset_tokens", 0)) * int(epochs)
     cost = pricing.estimate(remote_model, tokens, ctx.settings.prices, local=provider.is_local)
+    cost = await _provider_estimate(ctx, provider, dataset, remote_model, hyper, cost)
     budgets.check(ctx, cmd, cost)
     if cost.needs_confirmation and opts.get("confirm", "").lower() not in ("yes", "y", "true"):
         return _ask_first(cmd, dataset, model, cost)
@@ -223,7 +245,23 @@ def _request(
         request["method"] = {"type": method, method: {"hyperparameters": hyper}}
     if cmd.options.get("suffix"):
         request["suffix"] = cmd.options["suffix"]
+    extra = _provider_options(cmd.options)
+    if extra:
+        request[PROVIDER_OPTIONS] = extra
     return request
+
+
+def _provider_options(opts: dict[str, str]) -> dict[str, Any]:
+    """Options only some providers take, kept apart from the OpenAI-shaped request."""
+    training = opts.get("training", "lora").lower()
+    if training not in ("lora", "full"):
+        raise UserError("usage: training is `lora` (the default) or `full`")
+    extra: dict[str, Any] = {}
+    if training == "full":
+        extra["lora"] = False
+    if opts.get("from"):
+        extra["from_checkpoint"] = opts["from"]
+    return extra
 
 
 async def _start(

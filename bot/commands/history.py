@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import openai
-
 from bot.context import Context, UserError
+from bot.providers import NotFound, NotOffered
 from bot.render import STATUS_ICON, job_label
 from bot.router import command
 from bot.types import Button, Command, Reply, Section
@@ -85,22 +84,21 @@ async def checkpoints_command(ctx: Context, cmd: Command) -> Reply:
         raise UserError(f"No job `{cmd.args[0]}` here. `/jobs` lists them.")
     provider = ctx.providers.get(job.provider)
     try:
-        page = await provider.client.fine_tuning.jobs.checkpoints.list(job.provider_job_id)
-    except openai.NotFoundError:
+        found = await provider.api.checkpoints(job.provider_job_id)
+    except NotFound:
         raise UserError(f"{provider.label} no longer has {job_label(job)}.") from None
-    if not page.data:
+    except NotOffered:
+        raise UserError(f"{provider.label} does not list checkpoints.") from None
+    if not found:
         return Reply(text=f"{job_label(job)} has no checkpoints (yet).", ephemeral=True)
     fields, buttons = [], []
-    for ckpt in sorted(page.data, key=lambda c: c.step_number):
-        metrics = ckpt.metrics.model_dump(exclude_none=True) if ckpt.metrics else {}
-        shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "step") or "–"
-        fields.append(
-            (f"step {ckpt.step_number}", f"`{ckpt.fine_tuned_model_checkpoint}` · {shown}")
-        )
+    for ckpt in sorted(found, key=lambda c: c.step):
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in ckpt.metrics.items() if k != "step") or "–"
+        fields.append((f"step {ckpt.step}", f"`{ckpt.model}` · {shown}"))
         buttons.append(
             Button(
-                label=f"Ask step {ckpt.step_number}",
-                command=f"/ask-model model={ckpt.fine_tuned_model_checkpoint} Hello! What can you do?",
+                label=f"Ask step {ckpt.step}",
+                command=f"/ask-model model={ckpt.model} Hello! What can you do?",
             )
         )
     return Reply(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import openai
-
 from bot.context import Context, UserError
+from bot.providers import NotOffered
+from bot.providers.errors import sdk_error
 from bot.render import job_label
 from bot.router import command
 from bot.types import Command, Reply
@@ -28,16 +28,18 @@ def _own_job(ctx: Context, cmd: Command, verb: str) -> Job | Reply:
 
 async def _call(ctx: Context, job: Job, verb: str) -> Reply:
     provider = ctx.providers.get(job.provider)
-    jobs = provider.client.fine_tuning.jobs
+    call = provider.api.pause if verb == "pause" else provider.api.resume
     try:
-        await (jobs.pause if verb == "pause" else jobs.resume)(job.provider_job_id)
-    except openai.BadRequestError as exc:
-        raise UserError(
-            f"{provider.label} would not {verb} {job_label(job)}: {exc.message}"
-        ) from None
-    except openai.NotFoundError:
+        await call(job.provider_job_id)
+    except NotOffered:
         raise UserError(
             f"{provider.label} can't {verb} jobs (or no longer has {job_label(job)})."
+        ) from None
+    except Exception as exc:
+        if sdk_error(exc) != "APIStatusError" or getattr(exc, "status_code", 0) != 400:
+            raise
+        raise UserError(
+            f"{provider.label} would not {verb} {job_label(job)}: {getattr(exc, 'message', exc)}"
         ) from None
     text = (
         f"⏸️ Pausing {job_label(job)}: it stops at its next step and keeps its last checkpoint. "

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import openai
-
 from bot.context import Context
 from bot.evaluation import scoring
 from bot.providers import explain_error
@@ -108,22 +106,17 @@ async def ask(
     ctx: Context, model: str, example: Example, max_tokens: int, stop: str | None
 ) -> Answer:
     provider, remote = ctx.providers.for_model(model)
-    client = provider.client.with_options(max_retries=2, timeout=120)
     try:
         if example.kind == "completion":
-            done = await client.completions.create(
-                model=remote,
-                prompt=example.prompt,
-                max_tokens=max_tokens,
-                temperature=0,
-                **({"stop": [stop]} if stop else {}),
+            text = await provider.api.complete(
+                remote, example.prompt, max_tokens=max_tokens, stop=stop, timeout=120
             )
-            return Answer(done.choices[0].text.strip())
-        response = await client.chat.completions.create(
-            model=remote, messages=example.prompt, max_tokens=max_tokens, temperature=0
-        )
-        return Answer((response.choices[0].message.content or "").strip())
-    except openai.APIError as exc:
+        else:
+            text = await provider.api.chat(
+                remote, example.prompt, max_tokens=max_tokens, timeout=120
+            )
+        return Answer(text.strip())
+    except Exception as exc:  # a failing row counts as wrong, with the provider's reason
         return Answer("", explain_error(exc, provider.label))
 
 

@@ -89,3 +89,41 @@ def test_env_example_lists_every_setting() -> None:
         if n not in listed and n.removeprefix("TUNEUP_ENGINE_") not in engine_block
     )
     assert not engine_missing, f".env.example lacks {engine_missing}"
+
+
+def test_providers_are_one_line_each(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from bot.settings import Settings
+
+    lines = (
+        "together type=together key=tk-1 models=meta-llama/Llama-3.2-1B-Instruct\n"
+        "fw type=fireworks key=fk-1 account=team\n"
+        "azure type=azure key=ak-1 endpoint=https://team.openai.azure.com "
+        "api_version=2025-04-01-preview resource=team\n"
+        "bedrock type=bedrock key=bk-1 endpoint=https://bedrock-runtime.us-east-1.amazonaws.com/openai/v1"
+    )
+    monkeypatch.setenv("TUNEUP_PROVIDERS", lines)
+    providers = Settings(_env_file=None).providers  # type: ignore[call-arg]
+    assert [(n, p.type) for n, p in providers.items()] == [
+        ("together", "together"),
+        ("fw", "fireworks"),
+        ("azure", "azure"),
+        ("bedrock", "bedrock"),
+    ]
+    assert providers["together"].models == ["meta-llama/Llama-3.2-1B-Instruct"]
+    assert providers["azure"].api_version == "2025-04-01-preview"
+    assert providers["fw"].api_key.get_secret_value() == "fk-1"
+    assert "fk-1" not in repr(providers)  # keys never echo
+
+
+def test_a_provider_missing_what_its_type_needs_is_refused(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+    from pydantic import ValidationError
+
+    from bot.settings import Settings
+
+    monkeypatch.setenv("TUNEUP_PROVIDERS", "fw type=fireworks key=k")
+    with pytest.raises(ValidationError, match="account"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    monkeypatch.setenv("TUNEUP_PROVIDERS", "az type=azure key=k endpoint=https://x")
+    with pytest.raises(ValidationError, match="api_version"):
+        Settings(_env_file=None)  # type: ignore[call-arg]

@@ -116,7 +116,8 @@ def _discord_tree(register) -> dict[str, set[str]]:  # type: ignore[no-untyped-d
             return None
 
     register(Holder())
-    return {c.name: {p.name for p in c.parameters} for c in tree.get_commands()}
+    # display_name: what users type (a renamed parameter, e.g. `from`, differs from its Python name)
+    return {c.name: {p.display_name for p in c.parameters} for c in tree.get_commands()}
 
 
 def test_manifest_is_rendered_from_the_router() -> None:
