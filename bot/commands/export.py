@@ -10,6 +10,7 @@ from bot.context import Context, UserError
 from bot.exports import FORMATS, ExportError, download
 from bot.router import command
 from bot.types import Command, FileOut, Reply
+from storage import repo
 
 # What chat platforms take as one attachment (Discord's default limit is the smallest).
 MAX_ATTACHMENT = 8 * 2**20
@@ -34,6 +35,8 @@ async def export_command(ctx: Context, cmd: Command) -> Reply:
         raise UserError(f"usage: format is one of {', '.join(FORMATS)}")
     check_model_visible(ctx, cmd, model)
     provider, remote = ctx.providers.for_model(model)
+    if provider.kind == "together":
+        return _together_download(ctx, cmd, model)
     if not provider.is_local:
         raise UserError(
             f"Export works for the local engine's models; `{model}` is at {provider.label}."
@@ -56,3 +59,16 @@ async def export_command(ctx: Context, cmd: Command) -> Reply:
             text=f"📦 `{model}` as a {fmt} ({size / 2**20:.1f} MB). Or: `{command_line}`",
             files=[FileOut(name=name, data=archive.read_bytes(), mime="application/zip")],
         )
+
+
+def _together_download(ctx: Context, cmd: Command, model: str) -> Reply:
+    """Together keeps the weights: its own CLI downloads them (GBs, never a chat upload)."""
+    with ctx.session() as session:
+        job = repo.visible_job_for_model(session, ctx.scope(cmd), model)
+    ident = job.provider_job_id if job and job.provider_job_id else "<job id>"
+    return Reply(
+        text=f"📦 `{model}` lives at Together AI. Download its weights with Together's CLI: "
+        f"`together fine-tuning download {ident} --checkpoint-type adapter` "
+        "(or `merged`), then serve the adapter with vLLM's `--lora-modules`.",
+        ephemeral=True,
+    )
