@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 
-from engine.basemodels import UnknownBaseModel, base_model_names
+from engine.basemodels import UnknownBaseModel, base_model_names, describe_base
 from engine.batching import Batcher, Pending
 from engine.data import CHAT_ROLES
 from engine.errors import APIError
@@ -150,7 +150,9 @@ def build_router(settings: EngineSettings, store: Store, pool: ModelPool) -> API
 
     def model_obj(model_id: str) -> dict[str, Any]:
         if model_id in base_model_names(settings):
-            return {"id": model_id, "object": "model", "created": 0, "owned_by": "tuneup"}
+            found = {"id": model_id, "object": "model", "created": 0, "owned_by": "tuneup"}
+            details = describe_base(settings, model_id)
+            return {**found, "tuneup": details} if details else found
         found = store.get_model(model_id)
         if found:
             return found[0]

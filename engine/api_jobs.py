@@ -112,6 +112,31 @@ def resolve_method(body: JobCreate) -> tuple[str, dict[str, Any]]:
     return kind, hyper
 
 
+def engine_hyperparameters(body: JobCreate) -> dict[str, Any]:
+    """The engine's own training switches a job may set: qlora, packing, accumulation."""
+    method = _object(body.method, "method")
+    kind = method.get("type", "supervised")
+    given = dict(_object(body.hyperparameters, "hyperparameters"))
+    section = _object(method.get(kind), f"method.{kind}")
+    given.update(_object(section.get("hyperparameters"), f"method.{kind}.hyperparameters"))
+    extra: dict[str, Any] = {}
+    for flag in ("qlora", "packing"):
+        if flag in given:
+            if not isinstance(given[flag], bool):
+                raise APIError(
+                    400,
+                    f"{flag} must be true or false",
+                    param=f"hyperparameters.{flag}",
+                    code="invalid_hyperparameter",
+                )
+            extra[flag] = given[flag]
+    if given.get("gradient_accumulation_steps") not in (None, "auto"):
+        extra["gradient_accumulation_steps"] = _check_hyper(
+            "gradient_accumulation_steps", given["gradient_accumulation_steps"], int, 1, 256
+        )
+    return extra
+
+
 def check_method_fits(method: str, rows: list[Row], param: str) -> None:
     preference = rows[0].kind == "preference"
     if method == "dpo" and not preference:
@@ -249,6 +274,7 @@ def build_router(settings: EngineSettings, store: Store) -> APIRouter:
         if idempotency_key and (earlier := store.job_by_idempotency_key(idempotency_key)):
             return earlier
         kind, hyper = resolve_method(body)
+        extra_hyper = engine_hyperparameters(body)
         init_adapter = internal_parent = None
         if body.model in base_model_names(settings):
             base = body.model
@@ -320,6 +346,7 @@ def build_router(settings: EngineSettings, store: Store) -> APIRouter:
             "parent_model": internal_parent,
             "model_name": model_name,
             "hyperparameters": hyper,
+            "extra_hyperparameters": extra_hyper,
             "method": kind,
             "idempotency_key": idempotency_key,
         }

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import importlib.util
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -95,3 +97,83 @@ def load_base(settings: EngineSettings, name: str) -> tuple[Any, Any]:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
     return model, tokenizer
+
+
+def load_tokenizer(settings: EngineSettings, name: str) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_base_dir(settings, name))
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def base_shape(settings: EngineSettings, name: str) -> tuple[Any, str]:
+    """(memory.Shape, model type) from the config alone: parameters counted on the meta device."""
+    return base_shape_of_dir(resolve_base_dir(settings, name))
+
+
+def base_shape_of_dir(path: Path) -> tuple[Any, str]:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from engine.memory import Shape
+
+    config = AutoConfig.from_pretrained(path)
+    with torch.device("meta"):
+        n_params = sum(p.numel() for p in AutoModelForCausalLM.from_config(config).parameters())
+    text = getattr(config, "text_config", None) or config
+    return Shape.of(text, n_params), str(config.model_type)
+
+
+def load_for_training(settings: EngineSettings, name: str, plan: Any) -> Any:
+    """The base model as the plan says: precision, attention kernel, 4-bit base, Liger."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[plan.precision]
+    kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": plan.attention}
+    if plan.qlora:
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=dtype,
+            bnb_4bit_use_double_quant=True,
+        )
+        kwargs["device_map"] = {"": plan.device}
+    model = AutoModelForCausalLM.from_pretrained(resolve_base_dir(settings, name), **kwargs)
+    if plan.qlora:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    else:
+        model = model.to(plan.device)
+    if plan.liger:
+        from liger_kernel.transformers import _apply_liger_kernel_to_instance
+
+        _apply_liger_kernel_to_instance(model=model)
+    return model
+
+
+def describe_base(settings: EngineSettings, name: str) -> dict[str, Any] | None:
+    """Size, context length and training device of a base model, when its files are here
+    (the bundled model is described once it has been unpacked on first use)."""
+    if name == DEFAULT_BASE_MODEL and not (settings.cache_dir / name / "config.json").exists():
+        return None
+    try:
+        path = resolve_base_dir(settings, name)
+    except UnknownBaseModel:
+        return None
+    return {**_describe_dir(str(path)), "device": pick_device(settings)[0]}
+
+
+@functools.lru_cache(maxsize=32)
+def _describe_dir(path: str) -> dict[str, Any]:
+    shape, model_type = base_shape_of_dir(Path(path))
+    config = json.loads((Path(path) / "config.json").read_text())
+    context = config.get("max_position_embeddings") or config.get("text_config", {}).get(
+        "max_position_embeddings"
+    )
+    return {"parameters": shape.n_params, "context_length": context, "family": model_type}

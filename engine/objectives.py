@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.data import IGNORE, Example, Pair
+from engine.packing import collate_packed, pack_groups
 
 EVAL_BATCH = 16
 
@@ -46,14 +47,24 @@ def _causal_lm(model: Any) -> Any:
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
+def _hidden(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The last hidden states; through DDP when training is distributed (`trainer.data_parallel`).
+
+    A packed batch carries `position_ids` and no padding mask: each example attends to itself.
+    """
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids") if k in batch}
+    backbone = model.__dict__.get("_tuneup_backbone")
+    if backbone is not None:
+        return backbone(**inputs)
+    return _causal_lm(model).model(**inputs, use_cache=False).last_hidden_state
+
+
 def _labelled_logits(
     model: Any, batch: dict[str, torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Logits only where a label exists: (logits, gold ids, row of each position)."""
     lm = _causal_lm(model)
-    hidden = lm.model(
-        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
-    ).last_hidden_state
+    hidden = _hidden(model, batch)
     targets = batch["labels"][:, 1:]
     keep = targets != IGNORE
     logits = lm.lm_head(hidden[:, :-1][keep]).float()
@@ -83,6 +94,9 @@ class Supervised:
     pad_id: int
     device: str
     valid: list[Example] = field(default_factory=list)
+    packing: bool = False  # several short examples per row, none seeing another
+    pack_len: int = 1024
+    attention: str = "sdpa"  # the model's attention implementation (for the packed mask)
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -90,10 +104,27 @@ class Supervised:
     def lengths(self) -> list[int]:
         return [len(e.input_ids) for e in self.examples]
 
+    def weight(self, ids: list[int]) -> int:
+        """Labelled tokens: what the loss is a mean over (accumulation and ranks weigh by it)."""
+        return sum(self._trained(self.examples[i]) for i in ids)
+
+    def _trained(self, example: Example) -> int:
+        # The first token has no prediction before it (and a packed row never trains on it).
+        return sum(1 for label in example.labels[1:] if label != IGNORE)
+
     def batch_loss(self, model: Any, ids: list[int]) -> BatchResult:
-        batch = collate([self.examples[i] for i in ids], self.pad_id, self.device)
+        chosen = [self.examples[i] for i in ids]
+        if self.packing:
+            lengths = [len(e.input_ids) for e in chosen]
+            rows = pack_groups(lengths, list(range(len(chosen))), self.pack_len)
+            grouped = [[chosen[i] for i in row] for row in rows]
+            batch = collate_packed(grouped, self.pad_id, self.device, self.attention)
+            tokens = sum(lengths)
+        else:
+            batch = collate(chosen, self.pad_id, self.device)
+            tokens = int(batch["attention_mask"].sum())
         loss, correct, count = masked_loss(model, batch)
-        return BatchResult(loss, correct, count, int(batch["attention_mask"].sum()))
+        return BatchResult(loss, correct, count, tokens)
 
     @torch.no_grad()
     def evaluate(self, model: Any, limit: int) -> tuple[float, float]:
@@ -121,6 +152,9 @@ class Preference:
 
     def __len__(self) -> int:
         return len(self.pairs)
+
+    def weight(self, ids: list[int]) -> int:
+        return len(ids)  # the DPO loss is a mean over pairs
 
     def lengths(self) -> list[int]:
         return [max(len(p.chosen.input_ids), len(p.rejected.input_ids)) for p in self.pairs]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +44,14 @@ class EngineSettings(BaseSettings):
     keep_checkpoints: int = 3
     device: str = "auto"
     torch_threads: int = 0
+    # GPU training choices; "auto" decides from the device and the memory estimate.
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    attention: Literal["auto", "sdpa", "flash_attention_2", "eager"] = "auto"
+    gradient_checkpointing: Literal["auto", "on", "off"] = "auto"
+    packing: Literal["auto", "on", "off"] = "auto"  # auto: on for GPUs
+    liger: Literal["auto", "off"] = "auto"  # used when liger-kernel is installed (CUDA)
+    qlora: bool = False  # 4-bit NF4 base weights (CUDA + bitsandbytes); per job: hyperparameter
+    memory_limit_gb: float | None = None  # default: free GPU memory, or available RAM
 
     @model_validator(mode="after")
     def _paths(self) -> EngineSettings:

@@ -1,16 +1,22 @@
 """The LoRA training loop.
 
 Speed on CPU comes from three choices a stock `Trainer` run does not make:
-- length bucketing, so batches carry almost no padding;
+- length bucketing (or packing), so batches carry almost no padding;
 - logits only where a label exists (the 49k-wide LM head is the costliest matmul);
 - one fused step per batch with no per-token Python work.
+
+For bigger models on GPUs the same loop adds gradient accumulation (token-weighted, so it equals
+the larger batch), gradient checkpointing, fused AdamW, and data parallelism through
+`torch.distributed` (DDP, launched by torchrun): each rank takes its share of every global batch,
+DDP averages the gradients, and only rank 0 reports steps and saves checkpoints.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,7 +27,18 @@ from engine.objectives import BatchResult
 TARGET_EPOCHS = 3
 MIN_TARGET_EXAMPLES = 100
 MAX_TARGET_EXAMPLES = 25000
-LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+# Llama/Qwen/Gemma/Mistral names, and Phi-3's fused projections.
+LORA_TARGETS = [
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+    "qkv_proj",
+    "gate_up_proj",
+]
 
 
 class Cancelled(Exception):
@@ -44,12 +61,14 @@ def auto_batch_size(n_examples: int) -> int:
 @dataclass
 class TrainConfig:
     n_epochs: int
-    batch_size: int
+    batch_size: int  # the global batch: all ranks and all accumulation steps together
     learning_rate: float
     seed: int
     start_epoch: int = 0
     eval_every: int = 0
     max_eval_examples: int = 64
+    grad_accum: int = 1
+    fused_adamw: bool = False
 
 
 @dataclass
@@ -89,14 +108,27 @@ def add_lora(model: Any, rank: int, alpha: int, adapter_dir: str | None = None) 
     model.config.use_cache = False
     if adapter_dir:
         return PeftModel.from_pretrained(model, adapter_dir, is_trainable=True)
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     config = LoraConfig(
         r=rank,
         lora_alpha=alpha,
         lora_dropout=0.0,
-        target_modules=LORA_TARGETS,
+        target_modules=[t for t in LORA_TARGETS if t in names],
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)
+
+
+def enable_gradient_checkpointing(model: Any) -> None:
+    """Recompute each layer in the backward pass instead of keeping its activations."""
+    kwargs = {"use_reentrant": False}
+    # transformers 5 renamed it; both names take the same arguments
+    enable = getattr(model, "activation_checkpointing_enable", None)
+    if enable is not None:
+        enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    model.enable_input_require_grads()
 
 
 class Objective(Protocol):
@@ -105,6 +137,8 @@ class Objective(Protocol):
     def __len__(self) -> int: ...
 
     def lengths(self) -> list[int]: ...
+
+    def weight(self, ids: list[int]) -> int: ...
 
     def batch_loss(self, model: Any, ids: list[int]) -> BatchResult: ...
 
@@ -121,6 +155,100 @@ def evaluate(model: Any, objective: Objective, limit: int) -> tuple[float, float
             model.train()
 
 
+def world() -> tuple[int, int]:
+    """(rank, world size) of this process in a torch.distributed run; (0, 1) alone."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class Backbone(torch.nn.Module):
+    """The transformer body under the LM head: what DDP wraps (every LoRA weight lives here)."""
+
+    def __init__(self, body: Any) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, **inputs: Any) -> torch.Tensor:
+        return self.body(**inputs, use_cache=False).last_hidden_state
+
+
+@contextlib.contextmanager
+def data_parallel(model: Any) -> Iterator[Any]:
+    """Under torch.distributed, route the objectives' forward passes through DDP."""
+    if world()[1] == 1:
+        yield None
+        return
+    from torch.nn.parallel import DistributedDataParallel
+
+    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    ddp = DistributedDataParallel(Backbone(lm.model), broadcast_buffers=False)
+    model.__dict__["_tuneup_backbone"] = ddp  # kept out of state_dict: adapters save as before
+    try:
+        yield ddp
+    finally:
+        model.__dict__.pop("_tuneup_backbone", None)
+
+
+def _optimizer(params: list[Any], config: TrainConfig) -> torch.optim.Optimizer:
+    fused = {"fused": True} if config.fused_adamw else {}
+    return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0, **fused)
+
+
+def _schedule(total: int) -> Callable[[int], float]:
+    warmup = max(1, total // 20)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.1, 1 - (step - warmup) / max(1, total - warmup))
+
+    return factor
+
+
+def _micro_batches(batch: list[int], rank: int, size: int, accum: int) -> list[list[int]]:
+    share = batch[rank::size]
+    chunk = max(1, math.ceil(len(share) / accum))
+    return [share[i : i + chunk] for i in range(0, len(share), chunk)]
+
+
+def _stop_everywhere(should_stop: Callable[[], bool] | None) -> bool:
+    """Rank 0 decides (it reads the job's state); every rank stops at the same step."""
+    rank, size = world()
+    stop = bool(should_stop and rank == 0 and should_stop())
+    if size > 1:
+        flag = torch.tensor([1.0 if stop else 0.0])
+        torch.distributed.broadcast(flag, 0)
+        stop = bool(flag.item())
+    return stop
+
+
+def _step(
+    model: Any, ddp: Any, objective: Objective, batch: list[int], config: TrainConfig
+) -> tuple[float, int, int, int]:
+    """Forward and backward over one global batch; (loss, correct, count, tokens) for it all."""
+    rank, size = world()
+    micro = _micro_batches(batch, rank, size, config.grad_accum)
+    total_weight = max(1, objective.weight(batch))
+    sums = torch.zeros(4)
+    for i, ids in enumerate(micro):
+        last = i == len(micro) - 1
+        sync = contextlib.nullcontext() if ddp is None or last else ddp.no_sync()
+        with sync:
+            result = objective.batch_loss(model, ids)
+            share = objective.weight(ids) / total_weight
+            # DDP averages over ranks; the shares already sum to 1 over every rank's batches.
+            (result.loss * share * size).backward()
+        sums += torch.tensor(
+            [float(result.loss.detach()) * share, result.correct, result.count, result.tokens]
+        )
+    if size > 1:
+        torch.distributed.all_reduce(sums)
+    loss, correct, count, tokens = sums.tolist()
+    return loss, int(correct), int(count), int(tokens)
+
+
 def train(
     model: Any,
     objective: Objective,
@@ -130,52 +258,40 @@ def train(
     on_epoch_end: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> StepStats | None:
-    """Run LoRA training; callbacks report progress, save checkpoints and allow cancelling."""
+    """Run LoRA training; callbacks (rank 0 only) report progress, save checkpoints and allow
+    cancelling."""
     torch.manual_seed(config.seed)
+    rank = world()[0]
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
+    optimizer = _optimizer(params, config)
     per_epoch = steps_per_epoch(len(objective), config.batch_size)
     total = per_epoch * config.n_epochs
-    warmup = max(1, total // 20)
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.1, 1 - (step - warmup) / max(1, total - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(total))
     for _ in range(config.start_epoch * per_epoch):
         scheduler.step()
     lengths = objective.lengths()
     model.train()
     step = config.start_epoch * per_epoch
     last: StepStats | None = None
-    for epoch in range(config.start_epoch, config.n_epochs):
-        for batch_ids in bucketed_batches(lengths, config.batch_size, config.seed + epoch):
-            if should_stop and should_stop():
-                raise Cancelled()
-            result = objective.batch_loss(model, batch_ids)
-            result.loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            last = StepStats(
-                step=step,
-                total_steps=total,
-                epoch=epoch + 1,
-                train_loss=float(result.loss),
-                train_accuracy=result.correct / max(1, result.count),
-                tokens=result.tokens,
-            )
-            is_eval_step = config.eval_every and step % config.eval_every == 0
-            if objective.valid and (is_eval_step or step == total):
-                last.valid_loss, last.valid_accuracy = evaluate(
-                    model, objective, config.max_eval_examples
-                )
-            if on_step:
-                on_step(last)
-        if on_epoch_end:
-            on_epoch_end(epoch + 1, step)
+    with data_parallel(model) as ddp:
+        for epoch in range(config.start_epoch, config.n_epochs):
+            for batch in bucketed_batches(lengths, config.batch_size, config.seed + epoch):
+                if _stop_everywhere(should_stop):
+                    raise Cancelled()
+                loss, correct, count, tokens = _step(model, ddp, objective, batch, config)
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                last = StepStats(step, total, epoch + 1, loss, correct / max(1, count), tokens)
+                is_eval_step = config.eval_every and step % config.eval_every == 0
+                if rank == 0 and objective.valid and (is_eval_step or step == total):
+                    last.valid_loss, last.valid_accuracy = evaluate(
+                        model, objective, config.max_eval_examples
+                    )
+                if on_step and rank == 0:
+                    on_step(last)
+            if on_epoch_end and rank == 0:
+                on_epoch_end(epoch + 1, step)
     return last

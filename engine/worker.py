@@ -95,9 +95,8 @@ class JobRun:
 
     def _run(self) -> None:
         from engine import trainer
-        from engine.basemodels import load_base, pick_device
+        from engine.basemodels import load_tokenizer, pick_device
         from engine.data import tokenize_pairs, tokenize_rows
-        from engine.objectives import Preference, Supervised
 
         train_rows = read_rows(self._file_path(self.job["training_file"]))
         valid_rows = []
@@ -106,33 +105,56 @@ class JobRun:
         if self.cancelled():
             return
         base = self.internal["base_model"]
-        model, tokenizer = load_base(self.settings, base)
-        device, _ = pick_device(self.settings)
-        max_len = self.settings.max_seq_len
+        tokenizer = load_tokenizer(self.settings, base)
         dpo = self.internal.get("method") == "dpo"
         tokenize = tokenize_pairs if dpo else tokenize_rows
-        train = tokenize(tokenizer, train_rows, max_len)
-        valid = tokenize(tokenizer, valid_rows, max_len) if valid_rows else []
+        train = tokenize(tokenizer, train_rows, self.settings.max_seq_len)
+        valid = tokenize(tokenizer, valid_rows, self.settings.max_seq_len) if valid_rows else []
+        resolved = self._resolve_hyperparameters(len(train), dpo)
+        device, _ = pick_device(self.settings)
+        plan = self._plan(base, device, resolved, train)
+        if plan is None:
+            return
+        model = self._load_model(base, plan)
+        objective = self._objective(train, valid, tokenizer, device, resolved, plan, dpo)
+        config = self._train_config(len(train), resolved, plan)
+        try:
+            finished = self._train(model, objective, config, resolved["n_epochs"])
+        except trainer.Cancelled:
+            # Only a cancel discards: a pause (or a resume already queued behind it) keeps the
+            # checkpoints the resumed run continues from.
+            if self.store.status_of(self.job_id) == "cancelled":
+                self._discard_outputs()
+            else:
+                self.event("Training stopped for the pause; the last checkpoint is kept")
+            return
+        if finished is None:
+            return
+        final = self._final_metrics(finished, tokenizer, objective, valid_rows)
+        self._finish(finished, tokenizer, final, config.n_epochs * self._per_epoch(config))
+
+    def _per_epoch(self, config: Any) -> int:
+        from engine import trainer
+
+        return trainer.steps_per_epoch(self._n_train, config.batch_size)
+
+    def _resolve_hyperparameters(self, n_train: int, dpo: bool) -> dict[str, Any]:
+        """ "auto" becomes numbers; the job's method object is updated to what is used."""
+        from engine import trainer
 
         hp = self.internal["hyperparameters"]
-        epochs = (
-            trainer.auto_epochs(len(train)) if hp["n_epochs"] == "auto" else int(hp["n_epochs"])
-        )
+        self._n_train = n_train
+        epochs = trainer.auto_epochs(n_train) if hp["n_epochs"] == "auto" else int(hp["n_epochs"])
         batch = (
-            trainer.auto_batch_size(len(train))
+            trainer.auto_batch_size(n_train)
             if hp["batch_size"] == "auto"
             else int(hp["batch_size"])
         )
-        batch = max(1, min(batch, len(train)))
-        mult = (
-            1.0
-            if hp["learning_rate_multiplier"] == "auto"
-            else float(hp["learning_rate_multiplier"])
-        )
+        mult = hp["learning_rate_multiplier"]
         resolved: dict[str, Any] = {
             "n_epochs": epochs,
-            "batch_size": batch,
-            "learning_rate_multiplier": mult,
+            "batch_size": max(1, min(batch, n_train)),
+            "learning_rate_multiplier": 1.0 if mult == "auto" else float(mult),
         }
         if dpo:
             beta = hp.get("beta", "auto")
@@ -142,31 +164,128 @@ class JobRun:
         self.store.update_job(
             self.job_id, {"hyperparameters": resolved, "method": method}, only_if=("running",)
         )
+        return resolved
 
+    def _plan(self, base: str, device: str, resolved: dict[str, Any], train: list) -> Any:
+        """How this job trains here; a job that cannot fit fails now, saying what would fit."""
+        from engine.basemodels import base_shape
+        from engine.plan import DoesNotFit, make_plan
+
+        shape, model_type = base_shape(self.settings, base)
+        longest = max(_length(e) for e in train)
+        try:
+            plan = make_plan(
+                self.settings,
+                device,
+                shape,
+                model_type,
+                self.internal.get("extra_hyperparameters") or {},
+                resolved["batch_size"],
+                min(self.settings.max_seq_len, longest),
+            )
+        except DoesNotFit as exc:
+            self.fail("insufficient_memory", f"{exc}.")
+            return None
+        self.store.set_internal_key(self.job_id, "plan", plan.as_dict())
+        self.event(f"Training plan: {plan.describe()}")
+        return plan
+
+    def _load_model(self, base: str, plan: Any) -> Any:
+        from engine import trainer
+        from engine.basemodels import load_for_training
+
+        model = load_for_training(self.settings, base, plan)
         resume = self.internal.get("resume")
         adapter = resume["path"] if resume else self.internal.get("init_adapter")
         model = trainer.add_lora(model, self.settings.lora_rank, self.settings.lora_alpha, adapter)
-        per_epoch = trainer.steps_per_epoch(len(train), batch)
+        if plan.gradient_checkpointing:
+            trainer.enable_gradient_checkpointing(model)
+        return model
+
+    def _objective(
+        self,
+        train: list,
+        valid: list,
+        tokenizer: Any,
+        device: str,
+        resolved: dict[str, Any],
+        plan: Any,
+        dpo: bool,
+    ) -> Any:
+        from engine.objectives import Preference, Supervised
+
+        pad = tokenizer.pad_token_id
+        if dpo:
+            return Preference(train, pad, device, resolved["beta"], valid)
+        return Supervised(
+            train,
+            pad,
+            device,
+            valid,
+            packing=plan.packing,
+            pack_len=self.settings.max_seq_len,
+            attention=plan.attention,
+        )
+
+    def _train_config(self, n_train: int, resolved: dict[str, Any], plan: Any) -> Any:
+        from engine import trainer
+
+        batch, epochs = resolved["batch_size"], resolved["n_epochs"]
+        total = trainer.steps_per_epoch(n_train, batch) * epochs
+        resume = self.internal.get("resume")
+        return trainer.TrainConfig(
+            n_epochs=epochs,
+            batch_size=batch,
+            learning_rate=self.settings.base_learning_rate * resolved["learning_rate_multiplier"],
+            seed=int(self.job.get("seed") or 0),
+            start_epoch=resume["epoch"] if resume else 0,
+            eval_every=max(1, total // 10),
+            grad_accum=plan.grad_accum,
+            fused_adamw=plan.fused_adamw,
+        )
+
+    def _train(self, model: Any, objective: Any, config: Any, epochs: int) -> Any:
+        """The loop with this job's progress events and checkpoints; None when it ran out of
+        memory (the job is failed with what to change)."""
+        from engine import trainer
+
+        per_epoch = self._per_epoch(config)
         total = per_epoch * epochs
-        start_epoch = resume["epoch"] if resume else 0
+        resume = self.internal.get("resume")
         if resume:
             self.history = resume.get("history", [])
             self.event(f"Resuming from checkpoint at step {resume['step']} after an engine restart")
         else:
             self.event(
-                f"Fine-tuning job started: {len(train)} examples, {epochs} epochs, {total} steps"
+                f"Fine-tuning job started: {self._n_train} examples, {epochs} epochs, {total} steps"
             )
-        config = trainer.TrainConfig(
-            n_epochs=epochs,
-            batch_size=batch,
-            learning_rate=self.settings.base_learning_rate * mult,
-            seed=int(self.job.get("seed") or 0),
-            start_epoch=start_epoch,
-            eval_every=max(1, total // 10),
-        )
-        every = max(1, total // METRIC_EVENTS)
         self.started = time.monotonic()
-        first_step = start_epoch * per_epoch
+        on_step = self._step_reporter(
+            config.start_epoch * per_epoch, max(1, total // METRIC_EVENTS)
+        )
+
+        def on_epoch_end(epoch: int, step: int) -> None:
+            if epoch < epochs:
+                self._checkpoint(model, epoch, step)
+
+        try:
+            trainer.train(
+                model,
+                objective,
+                config,
+                on_step=on_step,
+                on_epoch_end=on_epoch_end,
+                should_stop=self.cancelled,
+            )
+        except (MemoryError, RuntimeError) as exc:
+            if not _out_of_memory(exc):
+                raise
+            self.fail("out_of_memory", _oom_message(self.internal.get("plan") or {}))
+            return None
+        return model
+
+    def _step_reporter(self, first_step: int, every: int) -> Any:
+        from engine import trainer
 
         def on_step(s: trainer.StepStats) -> None:
             self.trained_tokens += s.tokens
@@ -182,55 +301,30 @@ class JobRun:
             self.history.append(row)
             if s.step % every and s.step != s.total_steps and s.valid_loss is None:
                 return
-            elapsed = time.monotonic() - self.started
-            remaining = elapsed / max(1, s.step - first_step) * (s.total_steps - s.step)
-            self.store.update_job(
-                self.job_id, {"estimated_finish": now() + int(remaining)}, only_if=("running",)
-            )
-            speed = round(self.trained_tokens / max(elapsed, 1e-6), 1)
-            self.store.set_internal_key(self.job_id, "tokens_per_second", speed)  # for /metrics
-            message = f"Step {s.step}/{s.total_steps}: training loss={s.train_loss:.4f}"
-            if s.valid_loss is not None:
-                message += f", validation loss={s.valid_loss:.4f}"
-            data = {
-                "step": s.step,
-                "total_steps": s.total_steps,
-                "train_loss": row["train_loss"],
-                "train_mean_token_accuracy": row["train_accuracy"],
-                "valid_loss": row["valid_loss"],
-                "valid_mean_token_accuracy": row["valid_mean_token_accuracy"],
-            }
-            self.event(message, data=data, type_="metrics")
+            self._report(s, row, first_step)
 
-        def on_epoch_end(epoch: int, step: int) -> None:
-            if epoch < epochs:
-                self._checkpoint(model, epoch, step)
+        return on_step
 
-        pad = tokenizer.pad_token_id
-        objective = (
-            Preference(train, pad, device, resolved["beta"], valid)
-            if dpo
-            else Supervised(train, pad, device, valid)
+    def _report(self, s: Any, row: dict[str, Any], first_step: int) -> None:
+        elapsed = time.monotonic() - self.started
+        remaining = elapsed / max(1, s.step - first_step) * (s.total_steps - s.step)
+        self.store.update_job(
+            self.job_id, {"estimated_finish": now() + int(remaining)}, only_if=("running",)
         )
-        try:
-            trainer.train(
-                model,
-                objective,
-                config,
-                on_step=on_step,
-                on_epoch_end=on_epoch_end,
-                should_stop=self.cancelled,
-            )
-        except trainer.Cancelled:
-            # Only a cancel discards: a pause (or a resume already queued behind it) keeps the
-            # checkpoints the resumed run continues from.
-            if self.store.status_of(self.job_id) == "cancelled":
-                self._discard_outputs()
-            else:
-                self.event("Training stopped for the pause; the last checkpoint is kept")
-            return
-        final = self._final_metrics(model, tokenizer, objective, valid_rows)
-        self._finish(model, tokenizer, final, total)
+        speed = round(self.trained_tokens / max(elapsed, 1e-6), 1)
+        self.store.set_internal_key(self.job_id, "tokens_per_second", speed)  # for /metrics
+        message = f"Step {s.step}/{s.total_steps}: training loss={s.train_loss:.4f}"
+        if s.valid_loss is not None:
+            message += f", validation loss={s.valid_loss:.4f}"
+        data = {
+            "step": s.step,
+            "total_steps": s.total_steps,
+            "train_loss": row["train_loss"],
+            "train_mean_token_accuracy": row["train_accuracy"],
+            "valid_loss": row["valid_loss"],
+            "valid_mean_token_accuracy": row["valid_mean_token_accuracy"],
+        }
+        self.event(message, data=data, type_="metrics")
 
     def _final_metrics(
         self, model: Any, tokenizer: Any, objective: Any, valid_rows: list
@@ -459,3 +553,30 @@ def worker_main(settings: EngineSettings, parent: int | None = None) -> None:
         except EngineGone:
             logging.warning("the engine went away; job %s is left for it to resume", job["id"])
             return
+
+
+def _length(item: Any) -> int:
+    """Tokens of an example, or of a preference pair's longer answer."""
+    if hasattr(item, "input_ids"):
+        return len(item.input_ids)
+    return max(len(item.chosen.input_ids), len(item.rejected.input_ids))
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
+
+
+def _oom_message(plan: dict[str, Any]) -> str:
+    """What ran out and what to change, never a bare traceback."""
+    where = "the GPU" if str(plan.get("device", "")).startswith("cuda") else "this machine"
+    tips = []
+    if not plan.get("gradient_checkpointing"):
+        tips.append("TUNEUP_ENGINE_GRADIENT_CHECKPOINTING=on")
+    tips.append("a smaller batch_size (accumulation keeps the effective batch)")
+    if str(plan.get("device", "")).startswith("cuda") and not plan.get("qlora"):
+        tips.append("qlora")
+    tips.append("a shorter TUNEUP_ENGINE_MAX_SEQ_LEN")
+    return (
+        f"training ran out of memory on {where} (estimated "
+        f"{plan.get('estimate_bytes', 0) / 2**30:.2f} GiB); try {', or '.join(tips)}"
+    )

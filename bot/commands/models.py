@@ -40,6 +40,7 @@ async def models_command(ctx: Context, cmd: Command) -> Reply:
 
 
 def _price(model: TunableModel) -> str:
-    if model.price_per_million is None:
-        return ""
-    return f" (${model.price_per_million:g}/1M tokens)"
+    notes = [model.detail] if model.detail else []
+    if model.price_per_million is not None:
+        notes.append(f"${model.price_per_million:g}/1M tokens")
+    return f" ({'; '.join(notes)})" if notes else ""

@@ -78,6 +78,7 @@ class TunableModel:
     id: str
     price_per_million: float | None = None  # USD per 1M training tokens, when published
     tuned: bool = False
+    detail: str = ""  # size, context length, device, where the provider says
 
 
 @dataclass

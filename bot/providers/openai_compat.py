@@ -121,7 +121,9 @@ class OpenAICompatible(ProviderAPI):
 
     async def models(self) -> list[TunableModel]:
         page = await self.client.models.list()
-        return [TunableModel(m.id, tuned=m.id.startswith("ft:")) for m in page.data]
+        return [
+            TunableModel(m.id, tuned=m.id.startswith("ft:"), detail=_detail(m)) for m in page.data
+        ]
 
     async def ping(self) -> None:
         await self.client.with_options(max_retries=0, timeout=5).models.list()
@@ -150,6 +152,19 @@ class OpenAICompatible(ProviderAPI):
 
     async def close(self) -> None:
         await self.client.close()
+
+
+def _detail(model: Any) -> str:
+    """The local engine adds `tuneup: {parameters, context_length, device}` to base models."""
+    extra = (getattr(model, "model_extra", None) or {}).get("tuneup")
+    if not isinstance(extra, dict) or not extra.get("parameters"):
+        return ""
+    size = extra["parameters"] / 1e9
+    shown = f"{size:.1f}B" if size >= 1 else f"{extra['parameters'] / 1e6:.0f}M"
+    context = extra.get("context_length")
+    parts = [f"{shown} params"] + ([f"{context:,} context"] if context else [])
+    parts.append(f"trains on {extra.get('device', '?')}")
+    return ", ".join(parts)
 
 
 def to_remote_job(remote: Any) -> RemoteJob:

@@ -237,9 +237,14 @@ async def test_upload_validate_button_train_progress_summary(
     announce = await wait_for(
         lambda: [m for m in fake.in_channel("C1") if "Started job 1" in m.text]
     )
-    with env.core.ctx.session() as s:
-        job = s.get(Job, 1)
-        assert job.owner == "U1" and job.workspace == "T1" and job.thread == announce[0].ts
+
+    def attached() -> Job | None:  # the thread is stored just after the announcement is posted
+        with env.core.ctx.session() as s:
+            job = s.get(Job, 1)
+            return job if job is not None and job.thread else None
+
+    job = await wait_for(attached)
+    assert job.owner == "U1" and job.workspace == "T1" and job.thread == announce[0].ts
 
     # 3. someone else may not cancel it; a member of the admin user group is asked to confirm
     await env.slash("/cancel", "1", user="U3")

@@ -1,0 +1,72 @@
+"""The memory estimate against measured peak memory (CPU), and a job that cannot fit refused
+with the setting that would fit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from engine import memory
+from engine.plan import DoesNotFit, make_plan
+from engine.settings import EngineSettings
+from tests.conftest import ROOT
+
+# Llama-3.2-1B's shape (its config.json), for planning only.
+LLAMA_1B = memory.Shape(
+    n_params=1_235_814_400, hidden=2048, intermediate=8192, layers=16, vocab=128256, kv_hidden=512
+)
+
+
+@pytest.mark.parametrize("checkpointing", ["off", "on"])
+def test_the_estimate_is_close_to_measured_peak_memory(checkpointing: str) -> None:
+    probe = [sys.executable, "-m", "tests.engine.memory_probe", "8", "256", checkpointing]
+    out = subprocess.run(probe, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    ratio = figures["estimated"] / figures["measured"]
+    print(
+        f"memory estimate (checkpointing {checkpointing}): {figures['text']}; measured "
+        f"{figures['measured'] / memory.GiB:.2f} GiB; estimate/measured {ratio:.2f}"
+    )
+    assert 0.5 <= ratio <= 2.0, figures
+
+
+def test_checkpointing_and_qlora_lower_the_estimate() -> None:
+    args = dict(rank=16, tokens_per_step=8 * 2048, labelled_per_step=8 * 2048, cuda=True)
+    full = memory.estimate(LLAMA_1B, precision="bf16", **args)
+    saved = memory.estimate(LLAMA_1B, precision="bf16", gradient_checkpointing=True, **args)
+    small = memory.estimate(
+        LLAMA_1B, precision="bf16", qlora=True, gradient_checkpointing=True, **args
+    )
+    assert full.activations > 5 * saved.activations
+    assert small.weights < full.weights / 3
+    assert small.total < saved.total < full.total
+
+
+def test_a_job_that_cannot_fit_gets_accumulation_or_a_clear_refusal() -> None:
+    tight = EngineSettings(memory_limit_gb=8, precision="bf16", _env_file=None)  # type: ignore[call-arg]
+    plan = make_plan(tight, "cpu", LLAMA_1B, "llama", {}, batch=16, seq_len=2048)
+    assert plan.gradient_checkpointing and plan.grad_accum > 1  # the batch is kept, in steps
+    assert plan.estimate_bytes <= 8 * memory.GiB
+    tiny = EngineSettings(memory_limit_gb=1, precision="bf16", _env_file=None)  # type: ignore[call-arg]
+    with pytest.raises(DoesNotFit, match="more than the 0.9 GiB available"):
+        make_plan(tiny, "cpu", LLAMA_1B, "llama", {}, batch=16, seq_len=2048)
+    manual = EngineSettings(  # type: ignore[call-arg]
+        memory_limit_gb=12, precision="bf16", gradient_checkpointing="off", _env_file=None
+    )
+    plan = make_plan(manual, "cpu", LLAMA_1B, "llama", {}, batch=16, seq_len=2048)
+    assert not plan.gradient_checkpointing and plan.grad_accum == 16
+    refused = EngineSettings(  # type: ignore[call-arg]
+        memory_limit_gb=8, precision="bf16", gradient_checkpointing="off", _env_file=None
+    )
+    with pytest.raises(DoesNotFit, match="use TUNEUP_ENGINE_GRADIENT_CHECKPOINTING=on"):
+        make_plan(refused, "cpu", LLAMA_1B, "llama", {}, batch=16, seq_len=2048)
+
+
+def test_qlora_without_a_gpu_is_refused_by_name() -> None:
+    settings = EngineSettings(_env_file=None)  # type: ignore[call-arg]
+    with pytest.raises(DoesNotFit, match="QLoRA .* needs a CUDA GPU"):
+        make_plan(settings, "cpu", LLAMA_1B, "llama", {"qlora": True}, batch=4, seq_len=512)
