@@ -44,6 +44,7 @@ class Plan:
     qlora: bool
     estimate_bytes: int = 0
     available_bytes: int = 0
+    processes: int = 1  # DDP ranks (each estimate is per rank)
 
     def describe(self) -> str:
         on = [
@@ -60,8 +61,9 @@ class Plan:
         accum = f", accumulation ×{self.grad_accum}" if self.grad_accum > 1 else ""
         extras = f", {', '.join(on)}" if on else ""
         need = self.estimate_bytes / memory.GiB
+        ranks = f"{self.processes} processes (DDP), " if self.processes > 1 else ""
         return (
-            f"{self.device}, {self.precision}, {self.attention}{accum}{extras}; "
+            f"{ranks}{self.device}, {self.precision}, {self.attention}{accum}{extras}; "
             f"estimated peak memory {need:.2f} GiB of {self.available_bytes / memory.GiB:.1f} GiB"
         )
 

@@ -52,6 +52,8 @@ class EngineSettings(BaseSettings):
     liger: Literal["auto", "off"] = "auto"  # used when liger-kernel is installed (CUDA)
     qlora: bool = False  # 4-bit NF4 base weights (CUDA + bitsandbytes); per job: hyperparameter
     memory_limit_gb: float | None = None  # default: free GPU memory, or available RAM
+    # Processes per job (DDP through torchrun); 0: one per CUDA GPU, one on a CPU.
+    nproc: int = 0
 
     @model_validator(mode="after")
     def _paths(self) -> EngineSettings:

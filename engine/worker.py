@@ -35,7 +35,12 @@ class JobRun:
     """Everything that happens to one job inside the trainer process."""
 
     def __init__(
-        self, store: Store, settings: EngineSettings, job: dict[str, Any], parent: int | None = None
+        self,
+        store: Store,
+        settings: EngineSettings,
+        job: dict[str, Any],
+        parent: int | None = None,
+        rank: int = 0,
     ):
         self.store = store
         self.settings = settings
@@ -47,15 +52,26 @@ class JobRun:
         self.started = time.monotonic()
         self.trained_tokens = 0
         self.parent = parent or os.getppid()
+        self.rank = rank  # under torch.distributed: only rank 0 reports and saves
+        self.distributed = "WORLD_SIZE" in os.environ
 
     # helpers
     def event(self, message: str, **kw: Any) -> None:
         self.store.add_event(self.job_id, message, **kw)
 
     def cancelled(self) -> bool:
-        if os.getppid() != self.parent:
+        if not self._engine_alive():
             raise EngineGone()
         return self.store.status_of(self.job_id) != "running"
+
+    def _engine_alive(self) -> bool:
+        if not self.distributed:
+            return os.getppid() == self.parent
+        try:  # a torchrun rank's parent is the launcher: ask after the engine itself
+            os.kill(self.parent, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
     def fail(self, code: str, message: str, param: str | None = None) -> None:
         error = {"code": code, "message": message, "param": param}
@@ -91,7 +107,8 @@ class JobRun:
                 "the engine log has the details",
             )
         finally:
-            shutil.rmtree(self.settings.data_dir / "tmp" / self.job_id, ignore_errors=True)
+            if self.rank == 0:  # other ranks end earlier, while rank 0 may still be saving
+                shutil.rmtree(self.settings.data_dir / "tmp" / self.job_id, ignore_errors=True)
 
     def _run(self) -> None:
         from engine import trainer
@@ -128,7 +145,7 @@ class JobRun:
             else:
                 self.event("Training stopped for the pause; the last checkpoint is kept")
             return
-        if finished is None:
+        if finished is None or self.rank != 0:
             return
         final = self._final_metrics(finished, tokenizer, objective, valid_rows)
         self._finish(finished, tokenizer, final, config.n_epochs * self._per_epoch(config))
@@ -173,6 +190,7 @@ class JobRun:
 
         shape, model_type = base_shape(self.settings, base)
         longest = max(_length(e) for e in train)
+        share = -(-resolved["batch_size"] // trainer_world_size())  # this rank's rows per step
         try:
             plan = make_plan(
                 self.settings,
@@ -180,12 +198,13 @@ class JobRun:
                 shape,
                 model_type,
                 self.internal.get("extra_hyperparameters") or {},
-                resolved["batch_size"],
+                share,
                 min(self.settings.max_seq_len, longest),
             )
         except DoesNotFit as exc:
             self.fail("insufficient_memory", f"{exc}.")
             return None
+        plan.processes = trainer_world_size()
         self.store.set_internal_key(self.job_id, "plan", plan.as_dict())
         self.event(f"Training plan: {plan.describe()}")
         return plan
@@ -549,10 +568,34 @@ def worker_main(settings: EngineSettings, parent: int | None = None) -> None:
             time.sleep(0.25)
             continue
         try:
-            JobRun(store, settings, job, parent).run()
+            _run_job(store, settings, job, parent)
         except EngineGone:
             logging.warning("the engine went away; job %s is left for it to resume", job["id"])
             return
+
+
+def trainer_world_size() -> int:
+    from engine.trainer import world
+
+    return world()[1]
+
+
+def _run_job(store: Store, settings: EngineSettings, job: dict[str, Any], parent: int) -> None:
+    """One job: in this process, or as one torchrun launch over several devices."""
+    from engine.distributed import launch, processes
+
+    if processes(settings) <= 1:
+        JobRun(store, settings, job, parent).run()
+        return
+    code = launch(settings, job["id"], parent)
+    if os.getppid() != parent:
+        raise EngineGone()
+    if store.status_of(job["id"]) in ("running", "queued"):
+        JobRun(store, settings, job, parent).fail(
+            "internal_error",
+            f"the distributed training run stopped (exit code {code}); the engine log has "
+            "the details",
+        )
 
 
 def _length(item: Any) -> int:
