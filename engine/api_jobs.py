@@ -13,7 +13,13 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.basemodels import base_model_names
+from engine.basemodels import (
+    UnknownBaseModel,
+    base_model_names,
+    fetch_from_hub,
+    hub_offline,
+    is_hub_id,
+)
 from engine.data import DataError, Row, read_rows
 from engine.errors import APIError, not_found
 from engine.settings import EngineSettings
@@ -278,6 +284,15 @@ def build_router(settings: EngineSettings, store: Store) -> APIRouter:
         init_adapter = internal_parent = None
         if body.model in base_model_names(settings):
             base = body.model
+        elif is_hub_id(settings, body.model):
+            base = body.model  # fetched when the job runs; offline, it must be cached already
+            if hub_offline():
+                try:
+                    fetch_from_hub(settings, base, cached_only=True)
+                except UnknownBaseModel as exc:
+                    raise APIError(
+                        400, str(exc), param="model", code="model_not_available"
+                    ) from None
         elif found := store.get_model(body.model):
             base, init_adapter = found[1], str(found[2])
             internal_parent = body.model

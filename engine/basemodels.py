@@ -6,6 +6,7 @@ import fcntl
 import functools
 import importlib.util
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -53,8 +54,59 @@ def _dequantize_smollm2(target: Path) -> None:
     tmp.rename(target)
 
 
+def is_hub_id(settings: EngineSettings, name: str) -> bool:
+    """`org/model` names a Hugging Face Hub model (when the engine allows Hub models)."""
+    parts = name.split("/")
+    return settings.hub_models and len(parts) == 2 and all(parts) and not name.startswith("ft:")
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def fetch_from_hub(settings: EngineSettings, name: str, *, cached_only: bool = False) -> Path:
+    """The model's files from the local Hugging Face cache, downloading them when allowed."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
+
+    offline = hub_offline() or cached_only
+    try:
+        return Path(
+            snapshot_download(
+                name,
+                local_files_only=offline,
+                endpoint=settings.hub_endpoint,
+                allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt"],
+            )
+        )
+    except GatedRepoError as exc:
+        raise UnknownBaseModel(
+            f"{name} on the Hugging Face Hub is gated: accept its licence there and set HF_TOKEN"
+        ) from exc
+    except RepositoryNotFoundError as exc:
+        raise UnknownBaseModel(f"the Hugging Face Hub has no model {name}") from exc
+    except LocalEntryNotFoundError as exc:
+        if hub_offline():
+            raise UnknownBaseModel(
+                f"{name} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: "
+                f"download it first (`hf download {name}`) or unset HF_HUB_OFFLINE"
+            ) from exc
+        if cached_only:
+            raise
+        raise UnknownBaseModel(
+            f"can't reach the Hugging Face Hub to fetch {name}: download it where the Hub is "
+            "reachable and register the folder in TUNEUP_ENGINE_BASE_MODELS"
+        ) from exc
+
+
 def resolve_base_dir(settings: EngineSettings, name: str) -> Path:
     """Return a directory that `from_pretrained` can load for the base model `name`."""
+    if name not in settings.base_models and is_hub_id(settings, name):
+        return fetch_from_hub(settings, name)
     if name in settings.base_models:
         path = Path(settings.base_models[name]).expanduser()
         if not (path / "config.json").exists():

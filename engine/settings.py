@@ -52,6 +52,12 @@ class EngineSettings(BaseSettings):
     liger: Literal["auto", "off"] = "auto"  # used when liger-kernel is installed (CUDA)
     qlora: bool = False  # 4-bit NF4 base weights (CUDA + bitsandbytes); per job: hyperparameter
     memory_limit_gb: float | None = None  # default: free GPU memory, or available RAM
+    # bf16 halves /ask-model latency on CPUs with AVX512-BF16 (answers can differ from fp32 in
+    # rare near-ties, and from an fp32 export); fp32 answers exactly as the exported model does.
+    inference_precision: Literal["fp32", "bf16"] = "fp32"
+    # `org/model` base models come from the Hugging Face Hub (HF_HUB_OFFLINE is respected).
+    hub_models: bool = True
+    hub_endpoint: str | None = None  # default: huggingface.co (or HF_ENDPOINT)
     # Processes per job (DDP through torchrun); 0: one per CUDA GPU, one on a CPU.
     nproc: int = 0
 

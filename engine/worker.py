@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine.basemodels import UnknownBaseModel, is_hub_id
 from engine.data import (
     DEFAULT_BETA,
     DataError,
@@ -95,6 +96,8 @@ class JobRun:
             self._run()
         except DataError as exc:
             self.fail("invalid_file", str(exc), exc.param)
+        except UnknownBaseModel as exc:
+            self.fail("model_not_available", f"{exc}.")
         except EngineGone:
             raise  # not this job's failure: the next engine resumes it
         except Exception:
@@ -122,6 +125,8 @@ class JobRun:
         if self.cancelled():
             return
         base = self.internal["base_model"]
+        if is_hub_id(self.settings, base) and base not in self.settings.base_models:
+            self.event(f"Fetching {base} from the Hugging Face Hub (or its local cache)")
         tokenizer = load_tokenizer(self.settings, base)
         dpo = self.internal.get("method") == "dpo"
         tokenize = tokenize_pairs if dpo else tokenize_rows
