@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 
@@ -23,6 +23,7 @@ from engine.errors import APIError
 from engine.export import FORMATS, export_adapter, export_merged, new_workdir
 from engine.generation import Generated, encode_prompt, generate
 from engine.inference import ModelNotFound, ModelPool
+from engine.serving import SERVED_KEY, forward_chat
 from engine.settings import EngineSettings
 from engine.store import Store, now
 
@@ -167,6 +168,15 @@ def build_router(settings: EngineSettings, store: Store, pool: ModelPool) -> API
         raise APIError(
             404, f"The model '{model_id}' does not exist", param="model", code="model_not_found"
         )
+
+    def served_name(model_id: str) -> str | None:
+        """The name the serving engine knows a tuned model by, when it loaded its adapter."""
+        if not settings.serve_url:
+            return None
+        job_id = store.model_job(model_id)
+        if job_id and store.get_internal(job_id).get(SERVED_KEY):
+            return model_id
+        return None
 
     def load(model_id: str) -> tuple[Any, Any]:
         try:
@@ -383,6 +393,11 @@ def build_router(settings: EngineSettings, store: Store, pool: ModelPool) -> API
                 raise APIError(
                     400, f"messages[{i}].content must be text", param=f"messages.[{i}].content"
                 )
+        if not body.stream and (served := served_name(body.model)):
+            status, answer = await forward_chat(
+                settings, served, body.model_dump(exclude_none=True)
+            )
+            return JSONResponse(answer, status_code=status)
         messages = normalize_messages(body.messages)
         max_new = min(body.max_completion_tokens or body.max_tokens or 256, MAX_NEW_TOKENS)
         temperature = body.temperature or 0.0

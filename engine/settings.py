@@ -55,6 +55,12 @@ class EngineSettings(BaseSettings):
     # bf16 halves /ask-model latency on CPUs with AVX512-BF16 (answers can differ from fp32 in
     # rare near-ties, and from an fp32 export); fp32 answers exactly as the exported model does.
     inference_precision: Literal["fp32", "bf16"] = "fp32"
+    # A vLLM/SGLang server that gets each tuned adapter loaded and answers chat for it.
+    serve_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TUNEUP_ENGINE_SERVE_URL", "TUNEUP_SERVE_URL", "serve_url"),
+    )
+    serve_api_key: SecretStr | None = None
     # `org/model` base models come from the Hugging Face Hub (HF_HUB_OFFLINE is respected).
     hub_models: bool = True
     hub_endpoint: str | None = None  # default: huggingface.co (or HF_ENDPOINT)

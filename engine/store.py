@@ -248,6 +248,10 @@ class Store:
         row = self._one("SELECT obj, base, path FROM models WHERE id = ?", (model_id,))
         return (json.loads(row[0]), row[1], Path(row[2])) if row else None
 
+    def model_job(self, model_id: str) -> str | None:
+        row = self._one("SELECT job_id FROM models WHERE id = ?", (model_id,))
+        return row[0] if row else None
+
     def list_models(self) -> list[dict[str, Any]]:
         return [json.loads(r[0]) for r in self._all("SELECT obj FROM models ORDER BY seq")]
 

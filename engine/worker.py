@@ -440,6 +440,23 @@ class JobRun:
             if path != keep_dir:
                 shutil.rmtree(path, ignore_errors=True)
 
+    def _hand_to_server(self, adapter_dir: Path) -> None:
+        """With a serving engine configured, it loads the adapter and answers for the model."""
+        from engine.serving import SERVED_KEY, load_adapter
+
+        if not self.settings.serve_url:
+            return
+        problem = load_adapter(self.settings, self.model_name, adapter_dir)
+        if problem is None:
+            self.store.set_internal_key(self.job_id, SERVED_KEY, self.settings.serve_url)
+            self.event(f"Adapter loaded into the serving engine at {self.settings.serve_url}")
+        else:
+            self.event(
+                f"The serving engine did not load the adapter ({problem}); this engine answers "
+                "for the model instead",
+                level="warn",
+            )
+
     def _discard_outputs(self) -> None:
         for ckpt, path in self.store.list_checkpoints(self.job_id):
             self.store.delete_checkpoint(ckpt["id"])
@@ -494,6 +511,7 @@ class JobRun:
             "owned_by": "local",
         }
         self.store.add_model(model_obj, self.internal["base_model"], target, self.job_id)
+        self._hand_to_server(target)
         self.internal["metrics"] = metrics
         self.store.set_internal_key(self.job_id, "metrics", metrics)
         done = self.store.update_job(
