@@ -21,6 +21,8 @@ from engine.errors import (
 )
 from engine.guard import RequestGuard
 from engine.inference import ModelPool
+from engine.inference_service import InferenceService
+from engine.job_service import JobService
 from engine.observability import metrics_text, queue_depth
 from engine.settings import EngineSettings
 from engine.store import Store
@@ -31,22 +33,28 @@ def create_app(
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        api_jobs.resume_validations(app, store)
+        jobs.resume_validations()
         yield
 
     app = FastAPI(
         title="tuneup engine", version="0.1.0", docs_url=None, redoc_url=None, lifespan=lifespan
     )
-    app.state.tasks = set()
     pool = ModelPool(settings, store)
-    app.state.pool = pool
+    jobs = JobService(settings, store)
+    app.state.settings, app.state.store, app.state.pool, app.state.jobs = (
+        settings,
+        store,
+        pool,
+        jobs,
+    )
+    app.state.inference = InferenceService(settings, store, pool)
     app.add_exception_handler(APIError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RecursionError, unparsable_body_handler)
     app.add_exception_handler(Exception, internal_error_handler)
-    app.include_router(api_jobs.build_router(settings, store), prefix="/v1")
-    app.include_router(api_inference.build_router(settings, store, pool), prefix="/v1")
+    app.include_router(api_jobs.router, prefix="/v1")
+    app.include_router(api_inference.router, prefix="/v1")
     # Outermost: the key and the body cap are checked before any route reads the body.
     app.add_middleware(
         RequestGuard,
