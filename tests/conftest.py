@@ -57,6 +57,18 @@ def start_engine(data_dir: Path, port: int, api_key: str | None = ENGINE_KEY) ->
     raise RuntimeError("engine did not start")
 
 
+def engine_client(port: int):  # type: ignore[no-untyped-def]
+    """The official SDK, strict, against an engine started by `start_engine` on `port`."""
+    from openai import OpenAI
+
+    return OpenAI(
+        base_url=f"http://127.0.0.1:{port}/v1",
+        api_key=ENGINE_KEY,
+        max_retries=0,
+        _strict_response_validation=True,
+    )
+
+
 def stop_engine(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:

@@ -7,9 +7,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from openai import OpenAI
 
-from tests.conftest import ENGINE_KEY, free_port, start_engine, stop_engine, wait_for_job
+from tests.conftest import engine_client, free_port, start_engine, stop_engine, wait_for_job
 from tests.engine.test_api_e2e import chat_rows
 from tests.engine.tiny_models import build
 
@@ -25,12 +24,7 @@ def test_two_ranks_train_one_job_and_report_it_once(tmp_path: Path) -> None:
         patch.setenv("TUNEUP_ENGINE_NPROC", "2")
         proc = start_engine(data, port)
     try:
-        client = OpenAI(
-            base_url=f"http://127.0.0.1:{port}/v1",
-            api_key=ENGINE_KEY,
-            max_retries=0,
-            _strict_response_validation=True,
-        )
+        client = engine_client(port)
         upload = client.files.create(file=("train.jsonl", chat_rows(16)), purpose="fine-tune")
         job = client.fine_tuning.jobs.create(
             model="tiny-llama",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from openai import OpenAI
 
-from tests.conftest import ENGINE_KEY, free_port, start_engine, stop_engine, wait_for_job
+from tests.conftest import engine_client, free_port, start_engine, stop_engine, wait_for_job
 from tests.engine.test_api_e2e import chat_rows
 from tests.engine.tiny_models import FAMILIES, base_models_env
 
@@ -27,12 +27,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenAI]:
         patch.setenv("TUNEUP_ENGINE_BASE_MODELS", base_models_env(root / "models"))
         proc = start_engine(data, port)
     try:
-        yield OpenAI(
-            base_url=f"http://127.0.0.1:{port}/v1",
-            api_key=ENGINE_KEY,
-            max_retries=0,
-            _strict_response_validation=True,
-        )
+        yield engine_client(port)
     finally:
         stop_engine(proc)
 

@@ -10,17 +10,12 @@ from pathlib import Path
 import pytest
 from openai import OpenAI
 
-from tests.conftest import ENGINE_KEY, free_port, start_engine, stop_engine, wait_for_job
+from tests.conftest import engine_client, free_port, start_engine, stop_engine, wait_for_job
 from tests.engine.test_api_e2e import chat_rows
 
 
 def client_for(port: int) -> OpenAI:
-    return OpenAI(
-        base_url=f"http://127.0.0.1:{port}/v1",
-        api_key=ENGINE_KEY,
-        max_retries=0,
-        _strict_response_validation=True,
-    )
+    return engine_client(port)
 
 
 @pytest.mark.slow

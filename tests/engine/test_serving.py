@@ -11,9 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from openai import OpenAI
 
-from tests.conftest import ENGINE_KEY, free_port, start_engine, stop_engine, wait_for_job
+from tests.conftest import engine_client, free_port, start_engine, stop_engine, wait_for_job
 from tests.engine.test_api_e2e import chat_rows
 from tests.engine.tiny_models import build
 from tests.fakes.vllm_server import FakeVLLM
@@ -43,12 +42,7 @@ def test_a_tuned_adapter_is_served_by_vllm(tmp_path: Path, vllm: FakeVLLM) -> No
         patch.setenv("TUNEUP_ENGINE_SERVE_API_KEY", FakeVLLM.key)
         proc = start_engine(data, port)
     try:
-        client = OpenAI(
-            base_url=f"http://127.0.0.1:{port}/v1",
-            api_key=ENGINE_KEY,
-            max_retries=0,
-            _strict_response_validation=True,
-        )
+        client = engine_client(port)
         upload = client.files.create(file=("train.jsonl", chat_rows(8)), purpose="fine-tune")
         job = client.fine_tuning.jobs.create(model="tiny-llama", training_file=upload.id)
         done = wait_for_job(client, job.id)
