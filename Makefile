@@ -41,6 +41,8 @@ bench: setup
 	$(PY) bench/validate.py
 	$(PY) bench/eval.py
 	$(PY) bench/slack_ack.py
+	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) bench/engine_gpu.py
 
 # The engine against OpenAI's published OpenAPI spec (list/create operations), with schemathesis.
 # The spec lives at github.com/openai/openai-openapi, branch `main`, `openapi.yaml` (OpenAPI 3.1):
