@@ -79,6 +79,9 @@ async def test_console_story(tmp_path: Path, engine_url: str) -> None:
         assert answer.sections[0].text
         status = await run(core, adapter, "/status 1")
         assert "succeeded" in status.plain()
+        models = (await run(core, adapter, "/models")).plain()
+        assert "the local engine: reachable; can tune" in models, models
+        assert "`smollm2-135m-instruct` (135M params, 8,192 context, trains on cpu)" in models
         assert "Traceback" not in out.getvalue()
     finally:
         await core.stop()
