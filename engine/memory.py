@@ -85,11 +85,13 @@ def estimate(
     qlora: bool = False,
     gradient_checkpointing: bool = False,
     cuda: bool = False,
+    shards: int = 1,
 ) -> Estimate:
-    """Peak bytes of one training step (`tokens_per_step` = micro-batch rows × row length)."""
+    """Peak bytes of one training step on one device (`tokens_per_step` = micro-batch rows ×
+    row length); `shards`: FSDP ranks the layers' weights and optimizer state are split over."""
     width = BYTES[precision]
-    weights = int(shape.n_params * (NF4_BYTES if qlora else width))
-    trainable = lora_params(shape, rank) * (4 + 4 + 8)
+    weights = int(shape.n_params * (NF4_BYTES if qlora else width) / shards)
+    trainable = lora_params(shape, rank) * (4 + 4 + 8) // shards
     per_token_layer = 10 * shape.hidden + 2 * shape.kv_hidden + 4 * shape.intermediate
     if gradient_checkpointing:
         kept = shape.hidden * shape.layers + per_token_layer

@@ -44,7 +44,8 @@ class Plan:
     qlora: bool
     estimate_bytes: int = 0
     available_bytes: int = 0
-    processes: int = 1  # DDP ranks (each estimate is per rank)
+    processes: int = 1  # ranks of a distributed job (each estimate is per rank)
+    strategy: str = "single"  # single | ddp | fsdp
 
     def describe(self) -> str:
         on = [
@@ -62,6 +63,8 @@ class Plan:
         extras = f", {', '.join(on)}" if on else ""
         need = self.estimate_bytes / memory.GiB
         ranks = f"{self.processes} processes (DDP), " if self.processes > 1 else ""
+        if self.processes > 1:
+            ranks = f"{self.processes} processes ({self.strategy.upper()}), "
         return (
             f"{ranks}{self.device}, {self.precision}, {self.attention}{accum}{extras}; "
             f"estimated peak memory {need:.2f} GiB of {self.available_bytes / memory.GiB:.1f} GiB"
@@ -121,6 +124,7 @@ def make_plan(
     hyper: dict[str, Any],
     batch: int,
     seq_len: int,
+    processes: int = 1,
 ) -> Plan:
     cuda = device.startswith("cuda")
     plan = Plan(
@@ -139,9 +143,31 @@ def make_plan(
         and model_type in LIGER_FAMILIES,
         qlora=_qlora(settings, hyper, cuda),
         available_bytes=available_memory(settings, device),
+        processes=processes,
+        strategy=_strategy(settings, processes),
     )
     _fit(plan, settings, shape, batch, seq_len)
     return plan
+
+
+def _strategy(settings: EngineSettings, processes: int) -> str:
+    if processes <= 1:
+        return "single"
+    return "fsdp" if settings.distributed == "fsdp" else "ddp"
+
+
+def _accumulate_until_fits(
+    plan: Plan,
+    settings: EngineSettings,
+    shape: memory.Shape,
+    batch: int,
+    seq_len: int,
+    budget: float,
+) -> None:
+    plan.estimate_bytes = _estimate(plan, settings, shape, batch, seq_len)
+    while plan.estimate_bytes > budget and plan.grad_accum < batch:
+        plan.grad_accum *= 2
+        plan.estimate_bytes = _estimate(plan, settings, shape, batch, seq_len)
 
 
 def _estimate(
@@ -157,21 +183,24 @@ def _estimate(
         qlora=plan.qlora,
         gradient_checkpointing=plan.gradient_checkpointing,
         cuda=plan.device.startswith("cuda"),
+        shards=plan.processes if plan.strategy == "fsdp" else 1,
     ).total
 
 
 def _fit(
     plan: Plan, settings: EngineSettings, shape: memory.Shape, batch: int, seq_len: int
 ) -> None:
-    """Turn on checkpointing, then accumulate over smaller micro-batches, until the job fits."""
-    plan.estimate_bytes = _estimate(plan, settings, shape, batch, seq_len)
+    """Turn on checkpointing, then accumulate over smaller micro-batches, then (with several
+    ranks) shard the model, until the job fits."""
     budget = plan.available_bytes * 0.9
+    start = plan.grad_accum
+    plan.estimate_bytes = _estimate(plan, settings, shape, batch, seq_len)
     if plan.estimate_bytes > budget and settings.gradient_checkpointing == "auto":
         plan.gradient_checkpointing = True
-        plan.estimate_bytes = _estimate(plan, settings, shape, batch, seq_len)
-    while plan.estimate_bytes > budget and plan.grad_accum < batch:
-        plan.grad_accum *= 2
-        plan.estimate_bytes = _estimate(plan, settings, shape, batch, seq_len)
+    _accumulate_until_fits(plan, settings, shape, batch, seq_len, budget)
+    if plan.estimate_bytes > budget and plan.strategy == "ddp" and settings.distributed == "auto":
+        plan.strategy, plan.grad_accum = "fsdp", start
+        _accumulate_until_fits(plan, settings, shape, batch, seq_len, budget)
     if plan.estimate_bytes > budget:
         advice = memory.advice(
             shape,

@@ -64,6 +64,9 @@ class EngineSettings(BaseSettings):
     # `org/model` base models come from the Hugging Face Hub (HF_HUB_OFFLINE is respected).
     hub_models: bool = True
     hub_endpoint: str | None = None  # default: huggingface.co (or HF_ENDPOINT)
+    # With several processes: DDP (each rank holds the model) or FSDP (decoder layers sharded);
+    # auto: DDP when the model fits one device, else FSDP.
+    distributed: Literal["auto", "ddp", "fsdp"] = "auto"
     # Processes per job (DDP through torchrun); 0: one per CUDA GPU, one on a CPU.
     nproc: int = 0
 

@@ -69,6 +69,7 @@ class TrainConfig:
     max_eval_examples: int = 64
     grad_accum: int = 1
     fused_adamw: bool = False
+    strategy: str = "ddp"  # with several ranks: "ddp" (replicas) or "fsdp" (sharded layers)
 
 
 @dataclass
@@ -174,10 +175,26 @@ class Backbone(torch.nn.Module):
         return self.body(**inputs, use_cache=False).last_hidden_state
 
 
+def shard_layers(model: Any) -> None:
+    """FSDP (PyTorch's `fully_shard`) on each decoder layer: the layers hold nearly all the
+    weights, while embeddings (often tied to the LM head) and the head stay whole."""
+    from torch.distributed.fsdp import fully_shard
+
+    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    for layer in lm.model.layers:
+        fully_shard(layer)
+
+
 @contextlib.contextmanager
-def data_parallel(model: Any) -> Iterator[Any]:
-    """Under torch.distributed, route the objectives' forward passes through DDP."""
+def data_parallel(model: Any, strategy: str = "ddp") -> Iterator[Any]:
+    """Under torch.distributed, route the objectives' forward passes through DDP, or shard the
+    layers with FSDP (which cannot be undone: a sharded model is only saved, through
+    `save_adapter`, or rebuilt from `full_lora_state`)."""
     if world()[1] == 1:
+        yield None
+        return
+    if strategy == "fsdp":
+        shard_layers(model)
         yield None
         return
     from torch.nn.parallel import DistributedDataParallel
@@ -259,23 +276,25 @@ def train(
     should_stop: Callable[[], bool] | None = None,
 ) -> StepStats | None:
     """Run LoRA training; callbacks (rank 0 only) report progress, save checkpoints and allow
-    cancelling."""
+    cancelling. Under FSDP the full LoRA weights are gathered for each save (`save_adapter`)."""
     torch.manual_seed(config.seed)
     rank = world()[0]
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = _optimizer(params, config)
-    per_epoch = steps_per_epoch(len(objective), config.batch_size)
-    total = per_epoch * config.n_epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(total))
-    for _ in range(config.start_epoch * per_epoch):
-        scheduler.step()
-    lengths = objective.lengths()
     model.train()
-    step = config.start_epoch * per_epoch
     last: StepStats | None = None
-    with data_parallel(model) as ddp:
+    with data_parallel(model, config.strategy) as ddp:
+        # after sharding: FSDP replaces the parameters the optimizer must hold
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = _optimizer(params, config)
+        per_epoch = steps_per_epoch(len(objective), config.batch_size)
+        total = per_epoch * config.n_epochs
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(total))
+        for _ in range(config.start_epoch * per_epoch):
+            scheduler.step()
+        step = config.start_epoch * per_epoch
         for epoch in range(config.start_epoch, config.n_epochs):
-            for batch in bucketed_batches(lengths, config.batch_size, config.seed + epoch):
+            for batch in bucketed_batches(
+                objective.lengths(), config.batch_size, config.seed + epoch
+            ):
                 if _stop_everywhere(should_stop):
                     raise Cancelled()
                 loss, correct, count, tokens = _step(model, ddp, objective, batch, config)
@@ -286,12 +305,41 @@ def train(
                 step += 1
                 last = StepStats(step, total, epoch + 1, loss, correct / max(1, count), tokens)
                 is_eval_step = config.eval_every and step % config.eval_every == 0
-                if rank == 0 and objective.valid and (is_eval_step or step == total):
+                if objective.valid and (is_eval_step or step == total):
+                    # every rank: under FSDP a forward pass needs all of them
                     last.valid_loss, last.valid_accuracy = evaluate(
                         model, objective, config.max_eval_examples
                     )
                 if on_step and rank == 0:
                     on_step(last)
+            _gather_for_saving(model, config.strategy)
             if on_epoch_end and rank == 0:
                 on_epoch_end(epoch + 1, step)
     return last
+
+
+def _gather_for_saving(model: Any, strategy: str) -> None:
+    """Under FSDP: every rank joins in gathering the LoRA weights; rank 0 keeps them."""
+    if strategy != "fsdp" or world()[1] == 1:
+        return
+    full: dict[str, torch.Tensor] = {}
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            value = param.full_tensor() if hasattr(param, "full_tensor") else param
+            full[name] = value.detach().cpu()
+    if world()[0] == 0:
+        model.__dict__["_tuneup_full_lora"] = full
+
+
+def full_lora_state(model: Any) -> dict[str, torch.Tensor] | None:
+    """The gathered LoRA weights of a sharded model (rank 0, after an epoch), else None."""
+    return model.__dict__.get("_tuneup_full_lora")
+
+
+def save_adapter(model: Any, path: Any) -> None:
+    """Save the PEFT adapter; a sharded model saves the weights gathered for it."""
+    state = full_lora_state(model)
+    if state is None:
+        model.save_pretrained(path)
+    else:
+        model.save_pretrained(path, state_dict=state)

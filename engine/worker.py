@@ -152,6 +152,8 @@ class JobRun:
             return
         if finished is None or self.rank != 0:
             return
+        if plan.strategy == "fsdp":
+            finished = self._unsharded(base, plan, finished)
         final = self._final_metrics(finished, tokenizer, objective, valid_rows)
         self._finish(finished, tokenizer, final, config.n_epochs * self._per_epoch(config))
 
@@ -205,11 +207,11 @@ class JobRun:
                 self.internal.get("extra_hyperparameters") or {},
                 share,
                 min(self.settings.max_seq_len, longest),
+                processes=trainer_world_size(),
             )
         except DoesNotFit as exc:
             self.fail("insufficient_memory", f"{exc}.")
             return None
-        plan.processes = trainer_world_size()
         self.store.set_internal_key(self.job_id, "plan", plan.as_dict())
         self.event(f"Training plan: {plan.describe()}")
         return plan
@@ -224,6 +226,22 @@ class JobRun:
         model = trainer.add_lora(model, self.settings.lora_rank, self.settings.lora_alpha, adapter)
         if plan.gradient_checkpointing:
             trainer.enable_gradient_checkpointing(model)
+        return model
+
+    def _unsharded(self, base: str, plan: Any, sharded: Any) -> Any:
+        """After FSDP, rank 0 alone goes on (scoring, saving): a whole copy of the model with
+        the LoRA weights gathered from the shards."""
+        import gc
+
+        from engine import trainer
+
+        state = trainer.full_lora_state(sharded)
+        del sharded
+        gc.collect()
+        model = self._load_model(base, plan)
+        missing = model.load_state_dict(state or {}, strict=False).unexpected_keys
+        if missing:
+            raise RuntimeError(f"gathered LoRA weights did not fit the model: {missing[:3]}")
         return model
 
     def _objective(
@@ -265,6 +283,7 @@ class JobRun:
             start_epoch=resume["epoch"] if resume else 0,
             eval_every=max(1, total // 10),
             grad_accum=plan.grad_accum,
+            strategy="fsdp" if plan.strategy == "fsdp" else "ddp",
             fused_adamw=plan.fused_adamw,
         )
 
@@ -392,9 +411,11 @@ class JobRun:
         return metrics
 
     def _checkpoint(self, model: Any, epoch: int, step: int) -> None:
+        from engine import trainer
+
         ckpt_root = self.settings.data_dir / "checkpoints" / self.job_id
         tmp = self.settings.data_dir / "tmp" / self.job_id / f"step-{step}"
-        model.save_pretrained(tmp)
+        trainer.save_adapter(model, tmp)
         final = ckpt_root / f"step-{step}"
         final.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(final, ignore_errors=True)
@@ -464,13 +485,14 @@ class JobRun:
         shutil.rmtree(self.settings.data_dir / "checkpoints" / self.job_id, ignore_errors=True)
 
     def _finish(self, model: Any, tokenizer: Any, metrics: dict[str, Any], total: int) -> None:
+        from engine import trainer
         from engine.metrics import result_csv
 
         if self.cancelled():
             self._discard_outputs()
             return
         tmp = self.settings.data_dir / "tmp" / self.job_id / "final"
-        model.save_pretrained(tmp)
+        trainer.save_adapter(model, tmp)
         tokenizer.save_pretrained(tmp)
         target = self.settings.data_dir / "models" / safe_dirname(self.model_name)
         shutil.rmtree(target, ignore_errors=True)

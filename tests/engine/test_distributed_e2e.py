@@ -14,7 +14,8 @@ from tests.engine.tiny_models import build
 
 
 @pytest.mark.slow
-def test_two_ranks_train_one_job_and_report_it_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_ranks_train_one_job_and_report_it_once(tmp_path: Path, strategy: str) -> None:
     data = tmp_path / "engine"
     data.mkdir()
     port = free_port()
@@ -22,6 +23,7 @@ def test_two_ranks_train_one_job_and_report_it_once(tmp_path: Path) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TUNEUP_ENGINE_BASE_MODELS", f'{{"tiny-llama": "{model_dir}"}}')
         patch.setenv("TUNEUP_ENGINE_NPROC", "2")
+        patch.setenv("TUNEUP_ENGINE_DISTRIBUTED", strategy)
         proc = start_engine(data, port)
     try:
         client = engine_client(port)
@@ -40,7 +42,7 @@ def test_two_ranks_train_one_job_and_report_it_once(tmp_path: Path) -> None:
         steps = Counter(m.split(":")[0] for m in events if m.startswith("Step "))
         assert steps and set(steps.values()) == {1}, steps  # each step reported once
         plans = [m for m in events if m.startswith("Training plan:")]
-        assert len(plans) == 1 and "2 processes (DDP)" in plans[0], plans
+        assert len(plans) == 1 and f"2 processes ({strategy.upper()})" in plans[0], plans
         checkpoints = client.fine_tuning.jobs.checkpoints.list(job.id).data
         assert sorted(c.step_number for c in checkpoints) == [2, 4]  # epoch 1, and the model
         answer = client.chat.completions.create(

@@ -70,3 +70,18 @@ def test_qlora_without_a_gpu_is_refused_by_name() -> None:
     settings = EngineSettings(_env_file=None)  # type: ignore[call-arg]
     with pytest.raises(DoesNotFit, match="QLoRA .* needs a CUDA GPU"):
         make_plan(settings, "cpu", LLAMA_1B, "llama", {"qlora": True}, batch=4, seq_len=512)
+
+
+def test_several_ranks_shard_the_model_when_a_replica_would_not_fit() -> None:
+    settings = EngineSettings(memory_limit_gb=5, precision="bf16", _env_file=None)  # type: ignore[call-arg]
+    replica = EngineSettings(  # type: ignore[call-arg]
+        memory_limit_gb=5, precision="bf16", distributed="ddp", _env_file=None
+    )
+    args = (LLAMA_1B, "llama", {}, 8, 2048)
+    with pytest.raises(DoesNotFit):
+        make_plan(replica, "cpu", *args, processes=4)  # a whole copy per rank does not fit
+    plan = make_plan(settings, "cpu", *args, processes=4)
+    assert plan.strategy == "fsdp" and plan.estimate_bytes <= 5 * memory.GiB
+    assert "4 processes (FSDP)" in plan.describe()
+    roomy = EngineSettings(memory_limit_gb=64, precision="bf16", _env_file=None)  # type: ignore[call-arg]
+    assert make_plan(roomy, "cpu", *args, processes=4).strategy == "ddp"

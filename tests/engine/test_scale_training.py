@@ -126,26 +126,35 @@ def test_gradient_checkpointing_gives_the_same_losses(llama: Path) -> None:
     assert plain == pytest.approx(saved, rel=1e-4, abs=1e-5)
 
 
-def _rank(rank: int, world: int, path: str, init: str, out: str) -> None:
+def _rank(rank: int, world: int, path: str, init: str, out: str, strategy: str) -> None:
     torch.distributed.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
     try:
         model, tokenizer = load(Path(path))
         torch.manual_seed(0)
         lora = trainer.add_lora(model, 8, 16)
         objective = Supervised(examples(tokenizer, 16), tokenizer.pad_token_id or 0, "cpu")
-        config = trainer.TrainConfig(n_epochs=2, batch_size=8, learning_rate=1e-2, seed=0)
+        config = trainer.TrainConfig(
+            n_epochs=2, batch_size=8, learning_rate=1e-2, seed=0, strategy=strategy
+        )
         curve: list[float] = []
         trainer.train(lora, objective, config, on_step=lambda s: curve.append(s.train_loss))
         Path(f"{out}.{rank}").write_text(json.dumps(curve))
+        if rank == 0:
+            state = trainer.full_lora_state(lora)
+            if state is None:  # DDP: every rank holds the whole model
+                state = {k: v.detach() for k, v in lora.named_parameters() if v.requires_grad}
+            torch.save(state, f"{out}.weights")
     finally:
         torch.distributed.destroy_process_group()
 
 
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
 def test_two_gloo_ranks_train_like_one_rank_with_the_doubled_batch(
-    llama: Path, tmp_path: Path
+    llama: Path, tmp_path: Path, strategy: str
 ) -> None:
     out = str(tmp_path / "curve")
-    mp.spawn(_rank, args=(2, str(llama), f"file://{tmp_path}/rdv", out), nprocs=2, join=True)
+    init = f"file://{tmp_path}/rdv"
+    mp.spawn(_rank, args=(2, str(llama), init, out, strategy), nprocs=2, join=True)
     two = json.loads(Path(f"{out}.0").read_text())
     assert json.loads(Path(f"{out}.1").read_text()) == []  # events come from rank 0 only
     model, tokenizer = load(llama)
@@ -158,3 +167,9 @@ def test_two_gloo_ranks_train_like_one_rank_with_the_doubled_batch(
     assert len(two) == len(one) == 4
     assert two == pytest.approx(one, rel=1e-3, abs=1e-4)
     assert one[-1] < one[0]
+    # the weights rank 0 saves (gathered from the shards under FSDP) are the one-rank weights
+    saved = torch.load(f"{out}.weights")
+    mine = {k: v.detach() for k, v in lora.named_parameters() if v.requires_grad}
+    assert saved.keys() == mine.keys()
+    for name, value in mine.items():
+        torch.testing.assert_close(saved[name], value, atol=1e-4, rtol=1e-3)
