@@ -234,14 +234,21 @@ class JobRun:
         import gc
 
         from engine import trainer
+        from engine.basemodels import load_for_training
 
         state = trainer.full_lora_state(sharded)
         del sharded
         gc.collect()
-        model = self._load_model(base, plan)
-        missing = model.load_state_dict(state or {}, strict=False).unexpected_keys
-        if missing:
-            raise RuntimeError(f"gathered LoRA weights did not fit the model: {missing[:3]}")
+        # fresh LoRA weights (a resumed job's starting checkpoint may be pruned by now),
+        # then the trained ones
+        model = trainer.add_lora(
+            load_for_training(self.settings, base, plan),
+            self.settings.lora_rank,
+            self.settings.lora_alpha,
+        )
+        unused = model.load_state_dict(state or {}, strict=False).unexpected_keys
+        if unused:
+            raise RuntimeError(f"gathered LoRA weights did not fit the model: {unused[:3]}")
         return model
 
     def _objective(
@@ -297,7 +304,7 @@ class JobRun:
         resume = self.internal.get("resume")
         if resume:
             self.history = resume.get("history", [])
-            self.event(f"Resuming from checkpoint at step {resume['step']} after an engine restart")
+            self.event(f"Resuming from checkpoint at step {resume['step']}")
         else:
             self.event(
                 f"Fine-tuning job started: {self._n_train} examples, {epochs} epochs, {total} steps"
@@ -635,7 +642,9 @@ def _run_job(store: Store, settings: EngineSettings, job: dict[str, Any], parent
     code = launch(settings, job["id"], parent)
     if os.getppid() != parent:
         raise EngineGone()
-    if store.status_of(job["id"]) in ("running", "queued"):
+    # Still 'running' after the launch ended: it died before recording an outcome ('queued' is a
+    # resume that arrived after a pause ended the run: the next claim trains it).
+    if store.status_of(job["id"]) == "running":
         JobRun(store, settings, job, parent).fail(
             "internal_error",
             f"the distributed training run stopped (exit code {code}); the engine log has "

@@ -3,12 +3,22 @@ the job through torchrun; events, checkpoints and the model are written once, by
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from openai import OpenAI
 
-from tests.conftest import engine_client, free_port, start_engine, stop_engine, wait_for_job
+from tests.conftest import (
+    ENGINE_KEY,
+    Progress,
+    engine_client,
+    free_port,
+    start_engine,
+    stop_engine,
+    wait_for_job,
+)
 from tests.engine.test_api_e2e import chat_rows
 from tests.engine.tiny_models import build
 
@@ -51,5 +61,54 @@ def test_two_ranks_train_one_job_and_report_it_once(tmp_path: Path, strategy: st
             max_tokens=4,
         )
         assert isinstance(answer.choices[0].message.content, str)
+    finally:
+        stop_engine(proc)
+
+
+@pytest.mark.slow
+def test_a_paused_fsdp_job_resumes_from_its_gathered_checkpoint(tmp_path: Path) -> None:
+    data = tmp_path / "engine"
+    data.mkdir()
+    port = free_port()
+    model_dir = build("llama", tmp_path / "tiny-llama")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TUNEUP_ENGINE_BASE_MODELS", f'{{"tiny-llama": "{model_dir}"}}')
+        patch.setenv("TUNEUP_ENGINE_NPROC", "2")
+        patch.setenv("TUNEUP_ENGINE_DISTRIBUTED", "fsdp")
+        proc = start_engine(data, port)
+    try:
+        # not strict: OpenAI's SDK types lack the `paused` status the engine (and OpenAI) answer
+        client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=ENGINE_KEY, max_retries=0)
+        upload = client.files.create(file=("train.jsonl", chat_rows(64)), purpose="fine-tune")
+        job = client.fine_tuning.jobs.create(
+            model="tiny-llama",
+            training_file=upload.id,
+            method={
+                "type": "supervised",
+                "supervised": {"hyperparameters": {"n_epochs": 6, "batch_size": 4}},
+            },
+        )
+        progress = Progress()
+        while not client.fine_tuning.jobs.checkpoints.list(job.id).data:  # epoch 1 saved
+            status = client.fine_tuning.jobs.retrieve(job.id).status
+            assert status in ("validating_files", "queued", "running"), status
+            progress.saw(len(client.fine_tuning.jobs.list_events(job.id, limit=100).data))
+            assert not (problem := progress.stalled()), problem
+            time.sleep(0.2)
+        client.fine_tuning.jobs.pause(job.id)
+        # the pause lands at the next step; the trainer then frees the queue
+        while client.fine_tuning.jobs.list(limit=1).data[0].status == "running":
+            progress.saw(len(client.fine_tuning.jobs.list_events(job.id, limit=100).data))
+            assert not (problem := progress.stalled()), problem
+            time.sleep(0.2)
+        assert client.fine_tuning.jobs.retrieve(job.id).status == "paused"
+        client.fine_tuning.jobs.resume(job.id)
+        done = wait_for_job(client, job.id)
+        assert done.status == "succeeded", done.error
+        events = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=500).data]
+        assert any(m.startswith("Fine-tuning job resumed from step") for m in events), events[:5]
+        assert any(m.startswith("Resuming from checkpoint at step") for m in events)
+        final = [m for m in events if m.startswith("Step 96/96")]
+        assert len(final) == 1, final  # reported once, by rank 0
     finally:
         stop_engine(proc)
