@@ -132,6 +132,7 @@ class JobRun:
         tokenize = tokenize_pairs if dpo else tokenize_rows
         train = tokenize(tokenizer, train_rows, self.settings.max_seq_len)
         valid = tokenize(tokenizer, valid_rows, self.settings.max_seq_len) if valid_rows else []
+        self._n_train = len(train)  # steps per epoch and the start event read it
         resolved = self._resolve_hyperparameters(len(train), dpo)
         device, _ = pick_device(self.settings)
         plan = self._plan(base, device, resolved, train)
@@ -167,7 +168,6 @@ class JobRun:
         from engine import trainer
 
         hp = self.internal["hyperparameters"]
-        self._n_train = n_train
         epochs = trainer.auto_epochs(n_train) if hp["n_epochs"] == "auto" else int(hp["n_epochs"])
         batch = (
             trainer.auto_batch_size(n_train)

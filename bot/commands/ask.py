@@ -66,9 +66,7 @@ async def _answer(ctx: Context, model: str, prompt: str, fmt: dict[str, Any] = C
                 max_tokens=MAX_ANSWER_TOKENS,
                 timeout=ASK_TIMEOUT_SECONDS,
             )
-    except NotFound as exc:
-        if " " in str(exc):  # the provider said what to do (Azure: create the deployment)
-            raise UserError(str(exc)) from None
+    except NotFound:
         raise _unknown_model(model) from None
     except Exception as exc:
         if sdk_error(exc) == "NotFoundError":

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from bot.context import Context, UserError
 from bot.job_state import is_terminal
-from bot.providers.errors import sdk_error
+from bot.providers.errors import refusal
 from bot.render import job_label
 from bot.router import command
 from bot.types import Button, Command, Reply
@@ -45,11 +45,9 @@ async def cancel_command(ctx: Context, cmd: Command) -> Reply:
     try:
         await provider.api.cancel(job.provider_job_id)
     except Exception as exc:
-        if sdk_error(exc) != "APIStatusError" or getattr(exc, "status_code", 0) != 400:
+        if (reason := refusal(exc)) is None:
             raise
-        raise UserError(
-            f"{provider.label} would not cancel {job_label(job)}: {getattr(exc, 'message', exc)}"
-        ) from None
+        raise UserError(f"{provider.label} would not cancel {job_label(job)}: {reason}") from None
     return Reply(
         text=f"🛑 Cancelling {job_label(job)}. The poller will confirm here.", thread=job.thread
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.context import Context, UserError
 from bot.providers import NotOffered
-from bot.providers.errors import sdk_error
+from bot.providers.errors import refusal
 from bot.render import job_label
 from bot.router import command
 from bot.types import Command, Reply
@@ -36,11 +36,9 @@ async def _call(ctx: Context, job: Job, verb: str) -> Reply:
             f"{provider.label} can't {verb} jobs (or no longer has {job_label(job)})."
         ) from None
     except Exception as exc:
-        if sdk_error(exc) != "APIStatusError" or getattr(exc, "status_code", 0) != 400:
+        if (reason := refusal(exc)) is None:
             raise
-        raise UserError(
-            f"{provider.label} would not {verb} {job_label(job)}: {getattr(exc, 'message', exc)}"
-        ) from None
+        raise UserError(f"{provider.label} would not {verb} {job_label(job)}: {reason}") from None
     text = (
         f"⏸️ Pausing {job_label(job)}: it stops at its next step and keeps its last checkpoint. "
         f"`/resume {job.id}` continues it."

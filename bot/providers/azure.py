@@ -13,7 +13,7 @@ from typing import Any
 
 import openai
 
-from bot.providers.base import NotFound, RemoteJob
+from bot.providers.base import Rejected, RemoteJob
 from bot.providers.openai_compat import OpenAICompatible
 
 DEPLOYMENT_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
@@ -39,7 +39,7 @@ class AzureOpenAI(OpenAICompatible):
                 deployment_name(model), messages, max_tokens=max_tokens, timeout=timeout
             )
         except openai.NotFoundError as exc:
-            raise NotFound(
+            raise Rejected(
                 f"{self.label} has no deployment `{deployment_name(model)}` for `{model}` yet. "
                 f"{self.deploy_hint(model)}"
             ) from exc

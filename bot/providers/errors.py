@@ -43,6 +43,13 @@ def sdk_error(exc: BaseException) -> str | None:
     return next((name for name in SDK_ERRORS if name in names), None)
 
 
+def refusal(exc: BaseException) -> str | None:
+    """The provider's reason when it refused a request outright (a 400), else None."""
+    if sdk_error(exc) == "APIStatusError" and getattr(exc, "status_code", 0) == 400:
+        return str(getattr(exc, "message", exc))
+    return None
+
+
 def is_ambiguous(exc: BaseException) -> bool:
     """Did the request maybe reach the provider? (a lost answer: connection drop, 5xx)"""
     kind = sdk_error(exc)
@@ -56,7 +63,7 @@ def explain_error(exc: BaseException, provider: str = "the provider") -> str:
     if isinstance(exc, ProviderNotConfigured | NotOffered | Rejected):
         return str(exc)
     if isinstance(exc, NotFound):
-        return f"{provider} doesn't know `{exc}`." if " " not in str(exc) else str(exc)
+        return f"{provider} doesn't know `{exc}`."
     kind = sdk_error(exc)
     if kind == "APITimeoutError":
         return f"{provider} did not answer in time; try again in a minute."
