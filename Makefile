@@ -37,6 +37,7 @@ lint: setup
 # Benchmarks print figures; they are not pass/fail tests.
 bench: setup
 	$(PY) bench/engine_train.py
+	$(PY) bench/ask_latency.py
 	$(PY) bench/poller.py
 	$(PY) bench/validate.py
 	$(PY) bench/eval.py

@@ -120,13 +120,11 @@ async def export_model(svc: ServiceDep, model_id: str, format: str = "adapter") 
     if format == "adapter":
         path = await asyncio.to_thread(export_adapter, adapter, work)
     else:
-        model, tokenizer = await asyncio.to_thread(svc.load, model_id)
 
-        def merged() -> Path:
-            with svc.pool.run_lock:
-                return export_merged(model, tokenizer, work)
+        def merged() -> Path:  # full precision, whatever the engine answers with
+            return export_merged(*svc.load(model_id, full_precision=True), work)
 
-        path = await asyncio.to_thread(merged)
+        path = await svc.pool.call(merged)
     name = f"{model_id.replace(':', '_')}-{format}.zip"
     return FileResponse(
         path,
@@ -190,7 +188,7 @@ async def chat(svc: ServiceDep, body: ChatRequest, request: Request) -> Any:
     completion_id = "chatcmpl-" + secrets.token_hex(12)
     created = now()
     if body.stream:
-        await asyncio.to_thread(svc.load, body.model)
+        await svc.pool.call(svc.load, body.model)
         pieces, usage = svc.stream_tokens(
             body.model, messages, max_new, temperature, body.top_p or 1.0, _stops(body.stop)
         )
@@ -265,7 +263,7 @@ async def completions(svc: ServiceDep, body: CompletionRequest, request: Request
     completion_id = "cmpl-" + secrets.token_hex(12)
     created = now()
     if body.stream:
-        await asyncio.to_thread(svc.load, body.model)
+        await svc.pool.call(svc.load, body.model)
         pieces, _ = svc.stream_tokens(
             body.model, prompts[0], max_new, temperature, body.top_p or 1.0, _stops(body.stop)
         )

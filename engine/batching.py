@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,8 +32,8 @@ class Pending:
 
 
 class Batcher:
-    def __init__(self, run_lock: threading.Lock, max_time: float) -> None:
-        self.run_lock = run_lock
+    def __init__(self, call: Callable[..., Awaitable[Any]], max_time: float) -> None:
+        self.call = call  # runs a function on the engine's torch thread
         self.max_time = max_time
         self.queues: dict[str, list[Pending]] = defaultdict(list)
         self.draining: set[str] = set()
@@ -60,7 +60,7 @@ class Batcher:
                 if not live:
                     continue
                 try:
-                    results = await asyncio.to_thread(self._run, loaded, live)
+                    results = await self.call(self._run, loaded, live)
                 except Exception as exc:  # every request of a failed batch gets the error
                     for p in live:
                         p.future.set_exception(exc)
@@ -81,7 +81,7 @@ class Batcher:
         mask = torch.tensor(
             [[0] * (width - len(p.ids)) + [1] * len(p.ids) for p in batch], device=device
         )
-        with self.run_lock, torch.no_grad():
+        with torch.no_grad():
             out = model.generate(
                 input_ids=ids,
                 attention_mask=mask,

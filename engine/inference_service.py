@@ -42,7 +42,7 @@ class InferenceService:
         self.settings = settings
         self.store = store
         self.pool = pool
-        self.batcher = Batcher(pool.run_lock, settings.max_generation_seconds)
+        self.batcher = Batcher(pool.call, settings.max_generation_seconds)
 
     def model_obj(self, model_id: str) -> dict[str, Any]:
         if model_id in base_model_names(self.settings):
@@ -73,9 +73,10 @@ class InferenceService:
             return model_id
         return None
 
-    def load(self, model_id: str) -> tuple[Any, Any]:
+    def load(self, model_id: str, *, full_precision: bool = False) -> tuple[Any, Any]:
+        """The model as the engine answers with it, or (for exports) merged at full precision."""
         try:
-            return self.pool.get(model_id)
+            return self.pool.load_merged(model_id) if full_precision else self.pool.get(model_id)
         except (ModelNotFound, FileNotFoundError, NotADirectoryError):  # gone from disk too
             raise APIError(
                 404, f"The model '{model_id}' does not exist", param="model", code="model_not_found"
@@ -110,7 +111,7 @@ class InferenceService:
 
         Plain greedy requests go through the self.batcher, so concurrent ones share a forward pass.
         """
-        model, tokenizer = await asyncio.to_thread(self.load, model_id)
+        model, tokenizer = await self.pool.call(self.load, model_id)
         ids = self.encode_capped(tokenizer, prompt)
         gone = threading.Event()
         if _batchable(kw):
@@ -124,23 +125,42 @@ class InferenceService:
                 watcher.cancel()
 
         def work() -> Generated:
-            with self.pool.run_lock:
-                if gone.is_set():  # the client left while it waited its turn
-                    return Generated("", [], len(ids), "stop")
-                return generate(
-                    model,
-                    tokenizer,
-                    ids,
-                    should_stop=gone.is_set,
-                    max_time=self.settings.max_generation_seconds,
-                    **kw,
-                )
+            if gone.is_set():  # the client left while it waited its turn
+                return Generated("", [], len(ids), "stop")
+            return generate(
+                model,
+                tokenizer,
+                ids,
+                should_stop=gone.is_set,
+                max_time=self.settings.max_generation_seconds,
+                **kw,
+            )
 
         watcher = asyncio.create_task(_watch_disconnect(request, gone))
         try:
-            return tokenizer, await asyncio.to_thread(work)
+            return tokenizer, await self.pool.call(work)
         finally:
             watcher.cancel()
+
+    def _stream_kwargs(
+        self, ids: list[int], max_new: int, temperature: float, top_p: float, tokenizer: Any
+    ) -> dict[str, Any]:
+        import torch
+
+        kwargs: dict[str, Any] = {
+            "input_ids": torch.tensor([ids]),
+            "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
+            "max_new_tokens": max_new,
+            "do_sample": temperature > 0,
+            "max_time": self.settings.max_generation_seconds,
+            "pad_token_id": tokenizer.pad_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+        }
+        if temperature > 0:
+            kwargs.update(temperature=temperature, top_p=top_p)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        return kwargs
 
     def stream_tokens(
         self,
@@ -164,54 +184,35 @@ class InferenceService:
             def __call__(self, *_: Any, **__: Any) -> bool:
                 return self.stop
 
+        def run(kwargs: dict[str, Any], streamer: Any) -> Any:
+            try:
+                return model.generate(**kwargs)
+            except BaseException:
+                streamer.end()  # unblocks the reader when generation fails
+                raise
+
         def pieces() -> Iterator[str]:
-            with self.pool.run_lock:
-                import torch
-
-                usage["prompt"] = len(ids)
-                streamer = TextIteratorStreamer(
-                    tokenizer, skip_prompt=True, skip_special_tokens=True
-                )
-                halt = Halt()
-                sample = temperature > 0
-                kwargs = {
-                    "input_ids": torch.tensor([ids]),
-                    "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
-                    "max_new_tokens": max_new,
-                    "do_sample": sample,
-                    "streamer": streamer,
-                    "stopping_criteria": StoppingCriteriaList([halt]),
-                    "max_time": self.settings.max_generation_seconds,
-                    "pad_token_id": tokenizer.pad_token_id,
-                    "eos_token_id": tokenizer.eos_token_id,
-                }
-                if sample:
-                    kwargs.update(temperature=temperature, top_p=top_p)
-                else:
-                    kwargs.update(temperature=None, top_p=None, top_k=None)
-                holder: dict[str, Any] = {}
-
-                def run() -> None:
-                    holder["out"] = model.generate(**kwargs)
-
-                thread = threading.Thread(target=run, daemon=True)
-                thread.start()
-                text = ""
-                try:
-                    for piece in streamer:
-                        if halt.stop or not piece:
-                            continue
-                        cut = [(text + piece).index(s) for s in stops if s in text + piece]
-                        if cut:
-                            piece = (text + piece)[: min(cut)][len(text) :]
-                            halt.stop = True
-                        text += piece
-                        if piece:
-                            yield piece
-                finally:
-                    halt.stop = True
-                    thread.join()
-                    out = holder.get("out")
-                    usage["completion"] = int(out.shape[1]) - len(ids) if out is not None else 0
+            usage["prompt"] = len(ids)
+            streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+            halt = Halt()
+            kwargs = self._stream_kwargs(ids, max_new, temperature, top_p, tokenizer)
+            kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList([halt]))
+            done = self.pool.runner.submit(run, kwargs, streamer)  # queued behind other work
+            text = ""
+            try:
+                for piece in streamer:
+                    if halt.stop or not piece:
+                        continue
+                    cut = [(text + piece).index(s) for s in stops if s in text + piece]
+                    if cut:
+                        piece = (text + piece)[: min(cut)][len(text) :]
+                        halt.stop = True
+                    text += piece
+                    if piece:
+                        yield piece
+            finally:
+                halt.stop = True
+                if done.exception() is None:  # a failed generation has streamed what it had
+                    usage["completion"] = int(done.result().shape[1]) - len(ids)
 
         return pieces(), usage

@@ -1,5 +1,5 @@
-"""Export: the adapter is what vLLM loads; the merged model, loaded with plain transformers,
-answers exactly as the engine does."""
+"""Export: the adapter is what vLLM loads; the merged model is full precision and, loaded with
+plain transformers, answers as the engine does."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import torch
 from openai import OpenAI
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from engine.inference import inference_precision
+from engine.quantize import quantize_int8
 from tests.conftest import ENGINE_KEY, wait_for_job
 from tests.engine.test_api_e2e import chat_rows
 
@@ -30,6 +32,14 @@ def export(engine_url: str, model: str, fmt: str) -> zipfile.ZipFile:
     return zipfile.ZipFile(io.BytesIO(response.content))
 
 
+def greedy(model: torch.nn.Module, tokenizer: AutoTokenizer) -> str:
+    ids = tokenizer(PROMPT, return_tensors="pt", add_special_tokens=False)
+    out = model.generate(
+        **ids, max_new_tokens=6, do_sample=False, pad_token_id=tokenizer.eos_token_id
+    )
+    return tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
 def test_adapter_and_merged_exports(openai_client: OpenAI, engine_url: str, tmp_path: Path) -> None:
     upload = openai_client.files.create(file=("c.jsonl", chat_rows(12)), purpose="fine-tune")
     job = openai_client.fine_tuning.jobs.create(
@@ -43,15 +53,17 @@ def test_adapter_and_merged_exports(openai_client: OpenAI, engine_url: str, tmp_
     export(engine_url, model, "merged").extractall(tmp_path / "merged")
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "merged")
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged", dtype=torch.float32)
-    ids = tokenizer(PROMPT, return_tensors="pt", add_special_tokens=False)
-    out = merged.generate(
-        **ids, max_new_tokens=6, do_sample=False, pad_token_id=tokenizer.eos_token_id
+    assert all(p.dtype == torch.float32 for p in merged.parameters())  # full precision
+    engine = (
+        openai_client.completions.create(model=model, prompt=PROMPT, max_tokens=6, temperature=0)
+        .choices[0]
+        .text
     )
-    text = tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
-    engine = openai_client.completions.create(
-        model=model, prompt=PROMPT, max_tokens=6, temperature=0
-    )
-    assert text == engine.choices[0].text
+    # Plain transformers in fp32 answers like the engine (which answers in int8 on a CPU) ...
+    assert greedy(merged, tokenizer) == engine
+    # ... and the same weights quantized as the engine quantizes them answer exactly as it does.
+    if inference_precision("auto", "cpu") == "int8":
+        assert greedy(quantize_int8(merged), tokenizer) == engine
 
     base = httpx.get(
         f"{engine_url}/models/smollm2-135m-instruct/export",
