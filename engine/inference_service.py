@@ -15,7 +15,7 @@ from engine.batching import Batcher, Pending
 from engine.errors import APIError
 from engine.generation import Generated, encode_prompt, generate
 from engine.inference import ModelNotFound, ModelPool
-from engine.serving import SERVED_KEY
+from engine.serving import SERVED_AS_KEY, SERVED_KEY
 from engine.settings import EngineSettings
 from engine.store import Store
 
@@ -69,8 +69,9 @@ class InferenceService:
         if not self.settings.serve_url:
             return None
         job_id = self.store.model_job(model_id)
-        if job_id and self.store.get_internal(job_id).get(SERVED_KEY):
-            return model_id
+        internal = self.store.get_internal(job_id) if job_id else {}
+        if internal.get(SERVED_KEY):
+            return internal.get(SERVED_AS_KEY) or model_id
         return None
 
     def load(self, model_id: str, *, full_precision: bool = False) -> tuple[Any, Any]:

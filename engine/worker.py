@@ -470,20 +470,24 @@ class JobRun:
 
     def _hand_to_server(self, adapter_dir: Path) -> None:
         """With a serving engine configured, it loads the adapter and answers for the model."""
-        from engine.serving import SERVED_KEY, load_adapter
+        from engine.serving import SERVED_AS_KEY, SERVED_KEY, NotServed, load_adapter
 
         if not self.settings.serve_url:
             return
-        problem = load_adapter(self.settings, self.model_name, adapter_dir)
-        if problem is None:
-            self.store.set_internal_key(self.job_id, SERVED_KEY, self.settings.serve_url)
-            self.event(f"Adapter loaded into the serving engine at {self.settings.serve_url}")
-        else:
+        try:
+            served = load_adapter(self.settings, self.model_name, adapter_dir)
+        except NotServed as problem:
             self.event(
                 f"The serving engine did not load the adapter ({problem}); this engine answers "
                 "for the model instead",
                 level="warn",
             )
+            return
+        self.store.set_internal_key(self.job_id, SERVED_AS_KEY, served.name)
+        self.store.set_internal_key(self.job_id, SERVED_KEY, self.settings.serve_url)
+        self.event(
+            f"Adapter loaded into {served.server} at {self.settings.serve_url} as {served.name}"
+        )
 
     def _discard_outputs(self) -> None:
         for ckpt, path in self.store.list_checkpoints(self.job_id):
