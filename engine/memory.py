@@ -102,7 +102,9 @@ def estimate(
     return Estimate(weights, trainable, activations, logits, CUDA_CONTEXT if cuda else 0)
 
 
-def advice(shape: Shape, available: int, batch: int, seq_len: int, **kw: Any) -> str | None:
+def advice(
+    shape: Shape, available: int, batch: int, seq_len: int, qlora_possible: bool, **kw: Any
+) -> str | None:
     """None when the job fits `available` bytes; else what was estimated and what would fit."""
     need = estimate(shape, tokens_per_step=batch * seq_len, labelled_per_step=batch * seq_len, **kw)
     if need.total <= available:
@@ -112,7 +114,7 @@ def advice(shape: Shape, available: int, batch: int, seq_len: int, **kw: Any) ->
         tries.append(
             ("TUNEUP_ENGINE_GRADIENT_CHECKPOINTING=on", {"gradient_checkpointing": True}, batch)
         )
-    if not kw.get("qlora") and kw.get("cuda"):
+    if not kw.get("qlora") and qlora_possible:
         qlora = {"qlora": True, "gradient_checkpointing": True}
         tries.append(("qlora (hyperparameter `qlora: true`)", qlora, batch))
     for smaller in (batch // 2, batch // 4, 1):

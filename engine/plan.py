@@ -106,12 +106,12 @@ def _attention(settings: EngineSettings, cuda: bool) -> str:
     return "flash_attention_2" if cuda and installed("flash_attn") else "sdpa"
 
 
-def _qlora(settings: EngineSettings, hyper: dict[str, Any], cuda: bool) -> bool:
+def _qlora(settings: EngineSettings, hyper: dict[str, Any]) -> bool:
     wanted = bool(hyper.get("qlora", settings.qlora))
-    if wanted and not (cuda and installed("bitsandbytes")):
+    if wanted and not installed("bitsandbytes"):
         raise DoesNotFit(
-            "QLoRA (a 4-bit base model) needs a CUDA GPU and the bitsandbytes package; this "
-            "engine has " + ("no CUDA GPU" if not cuda else "no bitsandbytes")
+            "QLoRA (a 4-bit base model) needs the bitsandbytes package, which this engine lacks: "
+            "pip install bitsandbytes (it also runs on a CPU), or train without qlora"
         )
     return wanted
 
@@ -141,7 +141,7 @@ def make_plan(
         and cuda
         and installed("liger_kernel")
         and model_type in LIGER_FAMILIES,
-        qlora=_qlora(settings, hyper, cuda),
+        qlora=_qlora(settings, hyper),
         available_bytes=available_memory(settings, device),
         processes=processes,
         strategy=_strategy(settings, processes),
@@ -212,5 +212,6 @@ def _fit(
             qlora=plan.qlora,
             gradient_checkpointing=plan.gradient_checkpointing,
             cuda=plan.device.startswith("cuda"),
+            qlora_possible=installed("bitsandbytes"),
         )
         raise DoesNotFit(advice or "this job does not fit in memory")

@@ -50,7 +50,9 @@ class EngineSettings(BaseSettings):
     gradient_checkpointing: Literal["auto", "on", "off"] = "auto"
     packing: Literal["auto", "on", "off"] = "auto"  # auto: on for GPUs
     liger: Literal["auto", "off"] = "auto"  # used when liger-kernel is installed (CUDA)
-    qlora: bool = False  # 4-bit NF4 base weights (CUDA + bitsandbytes); per job: hyperparameter
+    qlora: bool = (
+        False  # 4-bit NF4 base weights (bitsandbytes; GPU or CPU); per job: hyperparameter
+    )
     memory_limit_gb: float | None = None  # default: free GPU memory, or available RAM
     # How models answer on a CPU. auto: int8 weight-only (a quarter of fp32's bytes per token:
     # 3x faster; answers can differ from fp32 where two tokens nearly tie, as bf16's do);

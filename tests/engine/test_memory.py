@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from engine import memory
+from engine import plan as plan_module
 from engine.plan import DoesNotFit, make_plan
 from engine.settings import EngineSettings
 from tests.conftest import ROOT
@@ -17,6 +18,10 @@ from tests.conftest import ROOT
 # Llama-3.2-1B's shape (its config.json), for planning only.
 LLAMA_1B = memory.Shape(
     n_params=1_235_814_400, hidden=2048, intermediate=8192, layers=16, vocab=128256, kv_hidden=512
+)
+# Llama-3.1-8B's shape (its config.json).
+LLAMA_8B = memory.Shape(
+    n_params=8_030_261_248, hidden=4096, intermediate=14336, layers=32, vocab=128256, kv_hidden=1024
 )
 
 
@@ -47,7 +52,7 @@ def test_checkpointing_and_qlora_lower_the_estimate() -> None:
 
 
 def test_a_job_that_cannot_fit_gets_accumulation_or_a_clear_refusal() -> None:
-    tight = EngineSettings(memory_limit_gb=8, precision="bf16", _env_file=None)  # type: ignore[call-arg]
+    tight = EngineSettings(memory_limit_gb=10, precision="bf16", _env_file=None)  # type: ignore[call-arg]
     plan = make_plan(tight, "cpu", LLAMA_1B, "llama", {}, batch=16, seq_len=2048)
     assert plan.gradient_checkpointing and plan.grad_accum > 1  # the batch is kept, in steps
     assert plan.estimate_bytes <= 8 * memory.GiB
@@ -66,10 +71,24 @@ def test_a_job_that_cannot_fit_gets_accumulation_or_a_clear_refusal() -> None:
         make_plan(refused, "cpu", LLAMA_1B, "llama", {}, batch=16, seq_len=2048)
 
 
-def test_qlora_without_a_gpu_is_refused_by_name() -> None:
+def test_qlora_without_bitsandbytes_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(plan_module, "installed", lambda package: package != "bitsandbytes")
     settings = EngineSettings(_env_file=None)  # type: ignore[call-arg]
-    with pytest.raises(DoesNotFit, match="QLoRA .* needs a CUDA GPU"):
+    with pytest.raises(DoesNotFit, match="QLoRA .* needs the bitsandbytes package"):
         make_plan(settings, "cpu", LLAMA_1B, "llama", {"qlora": True}, batch=4, seq_len=512)
+
+
+def test_qlora_is_advised_only_where_bitsandbytes_can_run_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tight = EngineSettings(memory_limit_gb=10, precision="bf16", _env_file=None)  # type: ignore[call-arg]
+    args = (LLAMA_8B, "llama", {}, 1, 2048)
+    with pytest.raises(DoesNotFit, match="use qlora"):
+        make_plan(tight, "cpu", *args)
+    monkeypatch.setattr(plan_module, "installed", lambda package: package != "bitsandbytes")
+    with pytest.raises(DoesNotFit) as refused:
+        make_plan(tight, "cpu", *args)
+    assert "qlora" not in str(refused.value)
 
 
 def test_several_ranks_shard_the_model_when_a_replica_would_not_fit() -> None:
