@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -173,3 +174,40 @@ def test_two_gloo_ranks_train_like_one_rank_with_the_doubled_batch(
     assert saved.keys() == mine.keys()
     for name, value in mine.items():
         torch.testing.assert_close(saved[name], value, atol=1e-4, rtol=1e-3)
+
+
+def _curve(llama: Path, dtype: torch.dtype, fused: bool) -> tuple[list[float], Any]:
+    model = AutoModelForCausalLM.from_pretrained(llama, dtype=dtype)
+    tokenizer = AutoTokenizer.from_pretrained(llama)
+    torch.manual_seed(0)
+    lora = trainer.add_lora(model, 8, 16)
+    objective = Supervised(examples(tokenizer, 8), tokenizer.pad_token_id or 0, "cpu")
+    config = trainer.TrainConfig(
+        n_epochs=3, batch_size=4, learning_rate=1e-2, seed=0, fused_adamw=fused
+    )
+    out: list[float] = []
+    trainer.train(lora, objective, config, on_step=lambda s: out.append(s.train_loss))
+    return out, lora
+
+
+def test_fused_adamw_takes_the_same_steps_as_plain_adamw(llama: Path) -> None:
+    """What the GPU plan turns on, checked where torch also has it: on the CPU."""
+    plain, _ = _curve(llama, torch.float32, fused=False)
+    fused, _ = _curve(llama, torch.float32, fused=True)
+    assert fused == pytest.approx(plain, rel=1e-4, abs=1e-5)
+    assert fused[-1] < fused[0]
+    config = trainer.TrainConfig(n_epochs=1, batch_size=1, learning_rate=1e-2, seed=0)
+    weights = [torch.zeros(2, requires_grad=True)]
+    assert trainer._optimizer(weights, config).defaults["fused"] is None
+    config.fused_adamw = True
+    assert trainer._optimizer(weights, config).defaults["fused"] is True
+
+
+def test_a_bf16_base_trains_with_fp32_lora_weights(llama: Path) -> None:
+    """The GPU plan's precision: bf16 base weights, LoRA weights and optimizer state in fp32."""
+    losses, lora = _curve(llama, torch.bfloat16, fused=True)
+    trained = [p for p in lora.parameters() if p.requires_grad]
+    assert trained and all(p.dtype == torch.float32 for p in trained)
+    frozen = [p for p in lora.parameters() if not p.requires_grad]
+    assert all(p.dtype == torch.bfloat16 for p in frozen)
+    assert losses[-1] < losses[0], losses
