@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -54,7 +55,14 @@ class ModelPool:
         # every core for one request). torch's OpenMP workers spin briefly for the thread that
         # last gave them work; once a second thread has used torch, there are more of them than
         # cores, libgomp throttles the spinning, and 32 tokens took 0.78 s instead of 0.42 s.
-        self.runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-torch")
+        self.runner = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="engine-torch", initializer=self._threads
+        )
+
+    def _threads(self) -> None:
+        import torch
+
+        torch.set_num_threads(self.settings.torch_threads or os.cpu_count() or 1)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` on the torch thread."""
