@@ -110,35 +110,41 @@ def test_gradient_accumulation_equals_the_larger_batch(llama: Path) -> None:
     assert any(v.abs().sum() > 0 for k, v in whole.items() if "lora_B" in k)
 
 
-def test_gradient_checkpointing_gives_the_same_losses(llama: Path) -> None:
-    def losses(checkpointing: bool) -> list[float]:
-        model, tokenizer = load(llama)
-        torch.manual_seed(0)
-        lora = trainer.add_lora(model, 8, 16)
-        if checkpointing:
-            trainer.enable_gradient_checkpointing(lora)
-        objective = Supervised(examples(tokenizer, 8), tokenizer.pad_token_id or 0, "cpu")
-        config = trainer.TrainConfig(n_epochs=2, batch_size=4, learning_rate=1e-2, seed=0)
-        out: list[float] = []
-        trainer.train(lora, objective, config, on_step=lambda s: out.append(s.train_loss))
-        return out
+def train_curve(
+    path: Path,
+    rows: int = 8,
+    dtype: torch.dtype = torch.float32,
+    checkpointing: bool = False,
+    **config: Any,
+) -> tuple[list[float], Any]:
+    """Train a seeded LoRA on `rows` examples; its loss per step, and the trained model."""
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    torch.manual_seed(0)
+    lora = trainer.add_lora(model, 8, 16)
+    if checkpointing:
+        trainer.enable_gradient_checkpointing(lora)
+    objective = Supervised(examples(tokenizer, rows), tokenizer.pad_token_id or 0, "cpu")
+    settings = {"n_epochs": 2, "batch_size": 4, "learning_rate": 1e-2, "seed": 0} | config
+    curve: list[float] = []
+    trainer.train(
+        lora,
+        objective,
+        trainer.TrainConfig(**settings),
+        on_step=lambda s: curve.append(s.train_loss),
+    )
+    return curve, lora
 
-    plain, saved = losses(False), losses(True)
+
+def test_gradient_checkpointing_gives_the_same_losses(llama: Path) -> None:
+    (plain, _), (saved, _) = train_curve(llama), train_curve(llama, checkpointing=True)
     assert plain == pytest.approx(saved, rel=1e-4, abs=1e-5)
 
 
 def _rank(rank: int, world: int, path: str, init: str, out: str, strategy: str) -> None:
     torch.distributed.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
     try:
-        model, tokenizer = load(Path(path))
-        torch.manual_seed(0)
-        lora = trainer.add_lora(model, 8, 16)
-        objective = Supervised(examples(tokenizer, 16), tokenizer.pad_token_id or 0, "cpu")
-        config = trainer.TrainConfig(
-            n_epochs=2, batch_size=8, learning_rate=1e-2, seed=0, strategy=strategy
-        )
-        curve: list[float] = []
-        trainer.train(lora, objective, config, on_step=lambda s: curve.append(s.train_loss))
+        curve, lora = train_curve(Path(path), rows=16, batch_size=8, strategy=strategy)
         Path(f"{out}.{rank}").write_text(json.dumps(curve))
         if rank == 0:
             state = trainer.full_lora_state(lora)
@@ -176,24 +182,10 @@ def test_two_gloo_ranks_train_like_one_rank_with_the_doubled_batch(
         torch.testing.assert_close(saved[name], value, atol=1e-4, rtol=1e-3)
 
 
-def _curve(llama: Path, dtype: torch.dtype, fused: bool) -> tuple[list[float], Any]:
-    model = AutoModelForCausalLM.from_pretrained(llama, dtype=dtype)
-    tokenizer = AutoTokenizer.from_pretrained(llama)
-    torch.manual_seed(0)
-    lora = trainer.add_lora(model, 8, 16)
-    objective = Supervised(examples(tokenizer, 8), tokenizer.pad_token_id or 0, "cpu")
-    config = trainer.TrainConfig(
-        n_epochs=3, batch_size=4, learning_rate=1e-2, seed=0, fused_adamw=fused
-    )
-    out: list[float] = []
-    trainer.train(lora, objective, config, on_step=lambda s: out.append(s.train_loss))
-    return out, lora
-
-
 def test_fused_adamw_takes_the_same_steps_as_plain_adamw(llama: Path) -> None:
     """What the GPU plan turns on, checked where torch also has it: on the CPU."""
-    plain, _ = _curve(llama, torch.float32, fused=False)
-    fused, _ = _curve(llama, torch.float32, fused=True)
+    plain, _ = train_curve(llama, n_epochs=3)
+    fused, _ = train_curve(llama, n_epochs=3, fused_adamw=True)
     assert fused == pytest.approx(plain, rel=1e-4, abs=1e-5)
     assert fused[-1] < fused[0]
     config = trainer.TrainConfig(n_epochs=1, batch_size=1, learning_rate=1e-2, seed=0)
@@ -205,7 +197,7 @@ def test_fused_adamw_takes_the_same_steps_as_plain_adamw(llama: Path) -> None:
 
 def test_a_bf16_base_trains_with_fp32_lora_weights(llama: Path) -> None:
     """The GPU plan's precision: bf16 base weights, LoRA weights and optimizer state in fp32."""
-    losses, lora = _curve(llama, torch.bfloat16, fused=True)
+    losses, lora = train_curve(llama, dtype=torch.bfloat16, n_epochs=3, fused_adamw=True)
     trained = [p for p in lora.parameters() if p.requires_grad]
     assert trained and all(p.dtype == torch.float32 for p in trained)
     frozen = [p for p in lora.parameters() if not p.requires_grad]
