@@ -13,12 +13,14 @@ import logging
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from typing import Any
 
 from engine.settings import EngineSettings
 from engine.store import Store
 
 log = logging.getLogger("tuneup.engine.distributed")
+FINISH_TIMEOUT = timedelta(hours=6)
 WRITES = {
     "add_event",
     "update_job",
@@ -80,19 +82,28 @@ def run_rank(job_id: str, engine_pid: int) -> None:
     settings = EngineSettings()
     cuda = settings.device != "cpu" and torch.cuda.is_available()
     torch.distributed.init_process_group("nccl" if cuda else "gloo")
-    try:
-        if cuda:
-            torch.cuda.set_device(local)
-            settings.device = f"cuda:{local}"
-        torch.set_num_threads(settings.torch_threads or 1)
-        store = Store(settings.db_path)
-        job = store.get_job(job_id)
-        if job is None:
-            return
+    # After training, rank 0 alone scores and saves (minutes for a big model): the other ranks
+    # wait for it on a CPU group with a long timeout, so that no rank leaves while another
+    # still works. (CI once saw rank 1 abort in C++ after it had finished while rank 0 still
+    # worked; torchrun then stopped rank 0 and the job failed.)
+    finish = torch.distributed.new_group(backend="gloo", timeout=FINISH_TIMEOUT)
+    if cuda:
+        torch.cuda.set_device(local)
+        settings.device = f"cuda:{local}"
+    torch.set_num_threads(settings.torch_threads or 1)
+    store = Store(settings.db_path)
+    job = store.get_job(job_id)
+    if job is not None:
         quiet: Any = store if rank == 0 else ReadOnlyStore(store)
-        JobRun(quiet, settings, job, engine_pid, rank=rank).run()
-    finally:
-        torch.distributed.destroy_process_group()
+        run = JobRun(quiet, settings, job, engine_pid, rank=rank)
+        run.run()
+        if run.failed:
+            # the other ranks may be waiting inside a collective for this one: leaving with an
+            # error makes torchrun stop them now (destroying the group could wait on them)
+            log.error("rank %d: the job failed here; stopping every rank", rank)
+            sys.exit(1)
+    torch.distributed.barrier(group=finish)
+    torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

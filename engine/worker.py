@@ -55,6 +55,7 @@ class JobRun:
         self.parent = parent or os.getppid()
         self.rank = rank  # under torch.distributed: only rank 0 reports and saves
         self.distributed = "WORLD_SIZE" in os.environ
+        self.failed = False  # this process's run failed (other ranks cannot write it down)
 
     # helpers
     def event(self, message: str, **kw: Any) -> None:
@@ -75,6 +76,7 @@ class JobRun:
         return True
 
     def fail(self, code: str, message: str, param: str | None = None) -> None:
+        self.failed = True
         error = {"code": code, "message": message, "param": param}
         done = self.store.update_job(
             self.job_id,
