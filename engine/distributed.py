@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from engine.store import Store
 
 log = logging.getLogger("tuneup.engine.distributed")
 FINISH_TIMEOUT = timedelta(hours=6)
+RANK0_GRACE_SECONDS = 30
 WRITES = {
     "add_event",
     "update_job",
@@ -73,6 +75,22 @@ def launch(settings: EngineSettings, job_id: str, engine_pid: int) -> int:
     return subprocess.run(command, env=os.environ.copy(), check=False).returncode
 
 
+def _leave_failed(run: Any, store: Store, rank: int) -> None:
+    """The other ranks may wait inside a collective for this one: leaving with an error makes
+    torchrun stop them (destroying the group could wait on them). A rank other than 0 first
+    gives rank 0 time to record the failure (usually the same one), and records its own
+    reason if rank 0 did not, so the job never ends with only an exit code."""
+    if rank != 0:
+        deadline = time.monotonic() + RANK0_GRACE_SECONDS
+        while store.status_of(run.job_id) == "running" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if store.status_of(run.job_id) == "running":
+            run.store = store
+            run.fail(*run.failure)
+    log.error("rank %d: the job failed here; stopping every rank", rank)
+    sys.exit(1)
+
+
 def run_rank(job_id: str, engine_pid: int) -> None:
     import torch
 
@@ -97,11 +115,8 @@ def run_rank(job_id: str, engine_pid: int) -> None:
         quiet: Any = store if rank == 0 else ReadOnlyStore(store)
         run = JobRun(quiet, settings, job, engine_pid, rank=rank)
         run.run()
-        if run.failed:
-            # the other ranks may be waiting inside a collective for this one: leaving with an
-            # error makes torchrun stop them now (destroying the group could wait on them)
-            log.error("rank %d: the job failed here; stopping every rank", rank)
-            sys.exit(1)
+        if run.failure:
+            _leave_failed(run, store, rank)
     torch.distributed.barrier(group=finish)
     torch.distributed.destroy_process_group()
 

@@ -55,7 +55,8 @@ class JobRun:
         self.parent = parent or os.getppid()
         self.rank = rank  # under torch.distributed: only rank 0 reports and saves
         self.distributed = "WORLD_SIZE" in os.environ
-        self.failed = False  # this process's run failed (other ranks cannot write it down)
+        # why this process's run failed (code, message, param); ranks other than 0 can't write it
+        self.failure: tuple[str, str, str | None] | None = None
 
     # helpers
     def event(self, message: str, **kw: Any) -> None:
@@ -76,7 +77,7 @@ class JobRun:
         return True
 
     def fail(self, code: str, message: str, param: str | None = None) -> None:
-        self.failed = True
+        self.failure = (code, message, param)
         error = {"code": code, "message": message, "param": param}
         done = self.store.update_job(
             self.job_id,

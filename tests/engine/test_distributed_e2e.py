@@ -112,3 +112,33 @@ def test_a_paused_fsdp_job_resumes_from_its_gathered_checkpoint(tmp_path: Path) 
         assert len(final) == 1, final  # reported once, by rank 0
     finally:
         stop_engine(proc)
+
+
+def test_a_job_failing_on_every_rank_fails_once_with_rank_0s_reason(tmp_path: Path) -> None:
+    """Each rank leaves with an error as soon as its run fails (so torchrun stops the others);
+    the job keeps the reason rank 0 wrote, not the launcher's exit code."""
+    data = tmp_path / "engine"
+    data.mkdir()
+    port = free_port()
+    model_dir = build("llama", tmp_path / "tiny-llama")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TUNEUP_ENGINE_BASE_MODELS", f'{{"tiny-llama": "{model_dir}"}}')
+        patch.setenv("TUNEUP_ENGINE_NPROC", "2")
+        patch.setenv("TUNEUP_ENGINE_MEMORY_LIMIT_GB", "0.001")  # no plan fits: refused
+        proc = start_engine(data, port)
+    try:
+        client = engine_client(port)
+        upload = client.files.create(file=("train.jsonl", chat_rows(8)), purpose="fine-tune")
+        job = client.fine_tuning.jobs.create(model="tiny-llama", training_file=upload.id)
+        done = wait_for_job(client, job.id)
+        assert done.status == "failed" and done.error is not None
+        assert done.error.code == "insufficient_memory", done.error
+        assert "exit code" not in done.error.message
+        failures = [
+            e
+            for e in client.fine_tuning.jobs.list_events(job.id, limit=100).data
+            if e.message.startswith("Job failed")
+        ]
+        assert len(failures) == 1  # written once, by rank 0
+    finally:
+        stop_engine(proc)
