@@ -1,6 +1,6 @@
-"""Export: the adapter is what vLLM loads; the merged model is full precision and, loaded with
-plain transformers, answers as the engine does (int8 by default on a CPU), and has exactly the
-logits of an engine answering in fp32."""
+"""Export: the adapter is what vLLM loads; the merged model is full precision. Loaded with plain
+transformers it answers exactly as the engine does once quantized the way the engine answers on a
+CPU (int8), and it has exactly the logits of an engine answering in fp32."""
 
 from __future__ import annotations
 
@@ -70,11 +70,12 @@ def test_adapter_and_merged_exports(openai_client: OpenAI, engine_url: str, tmp_
         .choices[0]
         .text
     )
-    # Plain transformers in fp32 answers like the engine (which answers in int8 on a CPU) ...
-    assert greedy(merged, tokenizer) == engine
-    # ... and the same weights quantized as the engine quantizes them answer exactly as it does.
-    if inference_precision("auto", "cpu") == "int8":
-        assert greedy(quantize_int8(merged), tokenizer) == engine
+    # The engine answers in int8 on a CPU: the exported weights, quantized as the engine
+    # quantizes them, answer exactly as it does. (Plain fp32 can part ways where two tokens
+    # nearly tie; the fp32 engine below has exactly its logits, and test_inference_precision
+    # measures how often int8 and fp32 pick the same token.)
+    expected = merged if inference_precision("auto", "cpu") != "int8" else quantize_int8(merged)
+    assert greedy(expected, tokenizer) == engine
 
     base = httpx.get(
         f"{engine_url}/models/smollm2-135m-instruct/export",
