@@ -102,8 +102,8 @@ def run_rank(job_id: str, engine_pid: int) -> None:
     torch.distributed.init_process_group("nccl" if cuda else "gloo")
     # After training, rank 0 alone scores and saves (minutes for a big model): the other ranks
     # wait for it on a CPU group with a long timeout, so that no rank leaves while another
-    # still works. (CI once saw rank 1 abort in C++ after it had finished while rank 0 still
-    # worked; torchrun then stopped rank 0 and the job failed.)
+    # still works: a rank that is done can no longer take the job down on its way out. (CI
+    # once saw rank 1 abort in C++, and torchrun then stop rank 0 and fail the job.)
     finish = torch.distributed.new_group(backend="gloo", timeout=FINISH_TIMEOUT)
     if cuda:
         torch.cuda.set_device(local)
