@@ -3,6 +3,7 @@ the job through torchrun; events, checkpoints and the model are written once, by
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,9 +24,8 @@ from tests.engine.test_api_e2e import chat_rows
 from tests.engine.tiny_models import build
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
-def test_two_ranks_train_one_job_and_report_it_once(tmp_path: Path, strategy: str) -> None:
+def two_rank_engine(tmp_path: Path, **env: str) -> tuple[subprocess.Popen, int]:
+    """An engine training a tiny Llama as 2-rank jobs; `env`: more TUNEUP_ENGINE_* settings."""
     data = tmp_path / "engine"
     data.mkdir()
     port = free_port()
@@ -33,8 +33,15 @@ def test_two_ranks_train_one_job_and_report_it_once(tmp_path: Path, strategy: st
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TUNEUP_ENGINE_BASE_MODELS", f'{{"tiny-llama": "{model_dir}"}}')
         patch.setenv("TUNEUP_ENGINE_NPROC", "2")
-        patch.setenv("TUNEUP_ENGINE_DISTRIBUTED", strategy)
-        proc = start_engine(data, port)
+        for name, value in env.items():
+            patch.setenv(f"TUNEUP_ENGINE_{name}", value)
+        return start_engine(data, port), port
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_ranks_train_one_job_and_report_it_once(tmp_path: Path, strategy: str) -> None:
+    proc, port = two_rank_engine(tmp_path, DISTRIBUTED=strategy)
     try:
         client = engine_client(port)
         upload = client.files.create(file=("train.jsonl", chat_rows(16)), purpose="fine-tune")
@@ -67,15 +74,7 @@ def test_two_ranks_train_one_job_and_report_it_once(tmp_path: Path, strategy: st
 
 @pytest.mark.slow
 def test_a_paused_fsdp_job_resumes_from_its_gathered_checkpoint(tmp_path: Path) -> None:
-    data = tmp_path / "engine"
-    data.mkdir()
-    port = free_port()
-    model_dir = build("llama", tmp_path / "tiny-llama")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TUNEUP_ENGINE_BASE_MODELS", f'{{"tiny-llama": "{model_dir}"}}')
-        patch.setenv("TUNEUP_ENGINE_NPROC", "2")
-        patch.setenv("TUNEUP_ENGINE_DISTRIBUTED", "fsdp")
-        proc = start_engine(data, port)
+    proc, port = two_rank_engine(tmp_path, DISTRIBUTED="fsdp")
     try:
         # not strict: OpenAI's SDK types lack the `paused` status the engine (and OpenAI) answer
         client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=ENGINE_KEY, max_retries=0)
@@ -117,15 +116,7 @@ def test_a_paused_fsdp_job_resumes_from_its_gathered_checkpoint(tmp_path: Path) 
 def test_a_job_failing_on_every_rank_fails_once_with_rank_0s_reason(tmp_path: Path) -> None:
     """Each rank leaves with an error as soon as its run fails (so torchrun stops the others);
     the job keeps the reason rank 0 wrote, not the launcher's exit code."""
-    data = tmp_path / "engine"
-    data.mkdir()
-    port = free_port()
-    model_dir = build("llama", tmp_path / "tiny-llama")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TUNEUP_ENGINE_BASE_MODELS", f'{{"tiny-llama": "{model_dir}"}}')
-        patch.setenv("TUNEUP_ENGINE_NPROC", "2")
-        patch.setenv("TUNEUP_ENGINE_MEMORY_LIMIT_GB", "0.001")  # no plan fits: refused
-        proc = start_engine(data, port)
+    proc, port = two_rank_engine(tmp_path, MEMORY_LIMIT_GB="0.001")  # no plan fits: refused
     try:
         client = engine_client(port)
         upload = client.files.create(file=("train.jsonl", chat_rows(8)), purpose="fine-tune")
